@@ -1,0 +1,170 @@
+"""Read ``.keras`` archives and legacy ``.h5`` files into a LayerGraph without TensorFlow."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from explorer.core.config_graph import graph_from_config
+from explorer.core.graph import LayerGraph
+from explorer.core.weights import WeightTree, read_legacy_weights, read_weight_tree
+
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+ZIP_MAGIC = b"PK\x03\x04"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+class ModelFileError(Exception):
+    """A model file that cannot be read; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    path: Path
+    config: dict[str, Any]
+    metadata: dict[str, Any]
+    weights: WeightTree
+
+
+def load_graph(path: str | os.PathLike[str]) -> LayerGraph:
+    """Read a model file and return its layer graph; raises ModelFileError with a readable message."""
+    model_file = read_model_file(path)
+    return graph_from_config(
+        model_file.config,
+        model_file.weights,
+        keras_version=model_file.metadata.get("keras_version"),
+        source=str(model_file.path),
+    )
+
+
+def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
+    file_path = Path(path)
+    if not file_path.exists():
+        raise ModelFileError(f"{file_path}: no such file")
+    if file_path.is_dir():
+        raise ModelFileError(f"{file_path}: is a folder, not a model file")
+    try:
+        with open(file_path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        raise ModelFileError(f"{file_path}: cannot be read ({error.strerror})") from error
+    if not head:
+        raise ModelFileError(f"{file_path}: the file is empty")
+    if head.startswith(ZIP_MAGIC):
+        return _read_keras_archive(file_path)
+    if head == HDF5_MAGIC:
+        return _read_legacy_h5(file_path)
+    raise ModelFileError(f"{file_path}: not a Keras model (neither a .keras zip archive nor an HDF5 file)")
+
+
+def _read_keras_archive(path: Path) -> ModelFile:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ModelFileError(f"{path}: damaged or truncated zip archive ({error})") from error
+    with archive:
+        names = set(archive.namelist())
+        if "config.json" not in names:
+            raise ModelFileError(f"{path}: a zip archive but not a Keras model (no config.json inside)")
+        config = _read_json_member(archive, "config.json", path)
+        metadata = _read_json_member(archive, "metadata.json", path) if "metadata.json" in names else {}
+        weights = WeightTree.empty()
+        if "model.weights.h5" in names:
+            weights = _read_archived_weights(path, archive.getinfo("model.weights.h5"))
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: config.json does not describe a model")
+    return ModelFile(path, config, metadata if isinstance(metadata, dict) else {}, weights)
+
+
+def _read_json_member(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
+    info = archive.getinfo(name)
+    if info.file_size > MAX_CONFIG_BYTES:
+        raise ModelFileError(f"{path}: {name} is {info.file_size} bytes, more than the {MAX_CONFIG_BYTES} allowed")
+    try:
+        return json.loads(archive.read(name))
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ModelFileError(f"{path}: {name} is damaged ({error})") from error
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ModelFileError(f"{path}: {name} is not valid JSON ({error})") from error
+
+
+def _read_archived_weights(path: Path, info: zipfile.ZipInfo) -> WeightTree:
+    """Open the weights member in place (only its metadata is read, not the values)."""
+    try:
+        if info.compress_type == zipfile.ZIP_STORED:
+            with open(path, "rb") as raw:
+                raw.seek(info.header_offset + 26)
+                name_length = int.from_bytes(raw.read(2), "little")
+                extra_length = int.from_bytes(raw.read(2), "little")
+            start = info.header_offset + 30 + name_length + extra_length
+            with open(path, "rb") as raw, h5py.File(_FileSlice(raw, start, info.file_size), "r") as h5:
+                return read_weight_tree(h5)
+        with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read(info)), "r") as h5:
+            return read_weight_tree(h5)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise ModelFileError(f"{path}: the weights file inside is damaged or truncated ({error})") from error
+
+
+def _read_legacy_h5(path: Path) -> ModelFile:
+    try:
+        with h5py.File(path, "r") as h5:
+            raw_config = h5.attrs.get("model_config")
+            if raw_config is None:
+                raise ModelFileError(f"{path}: an HDF5 file without a model config (weights only?)")
+            if isinstance(raw_config, bytes):
+                raw_config = raw_config.decode("utf-8")
+            metadata = {"keras_version": _text_attr(h5.attrs.get("keras_version"))}
+            weights = read_legacy_weights(h5)
+    except OSError as error:
+        raise ModelFileError(f"{path}: damaged or truncated HDF5 file ({error})") from error
+    try:
+        config = json.loads(raw_config)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise ModelFileError(f"{path}: the model config is not valid JSON ({error})") from error
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: the model config does not describe a model")
+    return ModelFile(path, config, metadata, weights)
+
+
+def _text_attr(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None if value is None else str(value)
+
+
+class _FileSlice(io.RawIOBase):
+    """A read-only, seekable window onto part of a file (an uncompressed zip member)."""
+
+    def __init__(self, raw: io.BufferedReader, start: int, size: int) -> None:
+        self._raw, self._start, self._size, self._pos = raw, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, min(self._size, base + offset))
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self._size - self._pos)
+        if count <= 0:
+            return 0
+        self._raw.seek(self._start + self._pos)
+        data = self._raw.read(count)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
