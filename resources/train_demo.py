@@ -173,7 +173,7 @@ def build_model(num_classes: int):
         """Conv2D -> BatchNorm (-> ReLU) as a nested Sequential sub-model."""
         block = [
             layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"),
-            layers.BatchNormalization(name=f"{name}_bn"),
+            layers.BatchNormalization(momentum=0.9, name=f"{name}_bn"),
         ]
         if relu:
             block.append(layers.ReLU(name=f"{name}_relu"))
