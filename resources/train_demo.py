@@ -208,6 +208,19 @@ def build_model(num_classes: int):
     return keras.Model(inputs, outputs, name="texture_cnn")
 
 
+def print_summary(model) -> None:
+    """model.summary() with nested blocks expanded; widen rich's console when stdout is not a tty."""
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        model.summary(expand_nested=True, line_length=100, print_fn=print)
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+
+
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -247,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    model.summary(expand_nested=True, line_length=110)
+    print_summary(model)
 
     t_fit = time.perf_counter()
     model.fit(

@@ -53,7 +53,10 @@ def dot_source(view: ViewGraph, sizes: Mapping[str, tuple[float, float]]) -> str
 
     def add_frame(frame: str, into: graphviz.Digraph) -> None:
         with into.subgraph(name=f"cluster_{frame}") as cluster:
-            cluster.attr(label=view.graph.node(frame).name, margin="14")
+            node = view.graph.node(frame)
+            # Label text as the view draws it, so Graphviz reserves room for it.
+            cluster.attr(label=f"> {node.name}  ({node.class_name})", fontname="Helvetica-Bold", fontsize="13",
+                         margin="14")
             for child in children.get(frame, []):
                 add_frame(child, cluster)
             for path in view.nodes:
@@ -66,7 +69,7 @@ def dot_source(view: ViewGraph, sizes: Mapping[str, tuple[float, float]]) -> str
         if view.graph.node(path).parent is None:
             _add_node(dot, path, sizes[path])
     for edge in view.edges:
-        dot.edge(edge.source, edge.target)
+        dot.edge(edge.source, edge.target, constraint="false" if edge.feedback else "true")
     return dot.source
 
 

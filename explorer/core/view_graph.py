@@ -12,6 +12,7 @@ class VisibleEdge:
     source: str
     target: str
     shape: Shape | None
+    feedback: bool = False  # a nested model's output fed back into it (it is called again): not a rank constraint
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def build_view(graph: LayerGraph, expanded: frozenset[str] | set[str] = frozense
         source = _exit_point(graph, edge, expanded)
         target = _entry_point(graph, edge.target, edge.argument, expanded)
         if source in visible and target in visible:
-            edges[VisibleEdge(source, target, edge.shape)] = None
+            edges[VisibleEdge(source, target, edge.shape, edge.source == edge.target)] = None
     return ViewGraph(graph, expanded, nodes, frames, tuple(edges))
 
 

@@ -1,0 +1,82 @@
+"""Command line: ``keras-explorer [MODEL]`` opens the window; subcommands work headless."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+SUBCOMMANDS = ("summary", "graph")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        return _headless(args)
+    parser = argparse.ArgumentParser(
+        prog="keras-explorer",
+        description="Explore a Keras model: layer graph, summary, layer properties. "
+                    f"Headless subcommands: {', '.join(SUBCOMMANDS)} (see 'keras-explorer SUBCOMMAND -h').")
+    parser.add_argument("model", nargs="?", help=".keras or .h5 file to open (default: the bundled demo model)")
+    parser.add_argument("--image", help="image to show activations for (default: the demo image)")
+    options = parser.parse_args(args)
+    from explorer.ui.app import run_app  # Qt is imported only when a window is wanted
+
+    return run_app(options.model, options.image)
+
+
+def _headless(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="keras-explorer")
+    commands = parser.add_subparsers(dest="command", required=True)
+    summary = commands.add_parser("summary", help="print the model summary (no TensorFlow needed)")
+    summary.add_argument("model")
+    summary.add_argument("--json", action="store_true", help="machine-readable output")
+    graph = commands.add_parser("graph", help="draw the layer graph to an SVG or PNG file")
+    graph.add_argument("model")
+    graph.add_argument("-o", "--output", required=True, help="OUT.svg or OUT.png")
+    graph.add_argument("--expand", action="store_true", help="draw nested models expanded")
+    options = parser.parse_args(args)
+    from explorer.core.keras_file import ModelFileError, load_graph
+    from explorer.core.layout import LayoutError
+
+    try:
+        model_graph = load_graph(options.model)
+        if options.command == "summary":
+            return _summary(model_graph, options.json)
+        return _graph(model_graph, options.output, options.expand)
+    except (ModelFileError, LayoutError, ValueError, OSError) as error:
+        print(f"keras-explorer: {error}", file=sys.stderr)
+        return 1
+
+
+def _summary(model_graph, as_json: bool) -> int:
+    from explorer.core.summary import summary_dict, summary_text
+
+    print(json.dumps(summary_dict(model_graph), indent=2) if as_json else summary_text(model_graph))
+    return 0
+
+
+def _graph(model_graph, output: str, expand: bool) -> int:
+    from pathlib import Path
+
+    suffix = Path(output).suffix.lower()
+    if suffix not in (".svg", ".png"):
+        raise ValueError(f"unsupported output '{output}': use a .svg or .png file name")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication, QGraphicsScene
+
+    from explorer.core.layout import compute_layout
+    from explorer.core.view_graph import build_view
+    from explorer.ui.graph_export import export_scene
+    from explorer.ui.graph_scene import box_sizes, populate_scene
+
+    app = QApplication.instance() or QApplication(["keras-explorer"])
+    view = build_view(model_graph, {n.path for n in model_graph.nodes if n.is_group} if expand else set())
+    scene = QGraphicsScene()
+    populate_scene(scene, view, compute_layout(view, box_sizes(view)))
+    export_scene(scene, output)
+    del scene, app
+    print(output)
+    return 0

@@ -1,0 +1,87 @@
+"""Menus, toolbar and keyboard shortcuts of the main window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMenu
+
+from explorer.ui.graph_export import export_scene
+
+if TYPE_CHECKING:
+    from explorer.ui.main_window import MainWindow
+
+
+def install_actions(window: MainWindow) -> dict[str, QAction]:
+    view = window.graph_view
+
+    def action(name: str, text: str, slot, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
+        item = QAction(text, window)
+        item.setObjectName(name)
+        if shortcut:
+            item.setShortcut(QKeySequence(shortcut))
+        item.setToolTip(f"{tip or text.replace('…', '').replace('&', '')}"
+                        + (f" ({item.shortcut().toString()})" if shortcut else ""))
+        item.triggered.connect(slot)
+        return item
+
+    actions = {
+        "open": action("open", "&Open Model…", window.choose_model, QKeySequence.StandardKey.Open,
+                       "Open a .keras or .h5 model"),
+        "export_svg": action("export_svg", "Export Graph as &SVG…", lambda: _export(window, "svg")),
+        "export_png": action("export_png", "Export Graph as &PNG…", lambda: _export(window, "png")),
+        "quit": action("quit", "&Quit", window.close, QKeySequence.StandardKey.Quit),
+        "find": action("find", "&Find Layer…", lambda: window.find_bar.open(window.graph),
+                       QKeySequence.StandardKey.Find, "Find a layer by name or class"),
+        "fit": action("fit", "&Fit to Window", view.fit, "Ctrl+0", "Fit the whole graph in the window"),
+        "zoom_in": action("zoom_in", "Zoom &In", lambda: view.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn),
+        "zoom_out": action("zoom_out", "Zoom &Out", lambda: view.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut),
+        "expand_all": action("expand_all", "&Expand All Nested Models", lambda: window.set_all_expanded(True),
+                             "Ctrl+E"),
+        "collapse_all": action("collapse_all", "&Collapse All Nested Models",
+                               lambda: window.set_all_expanded(False), "Ctrl+Shift+E"),
+    }
+    menu_bar = window.menuBar()
+    file_menu = menu_bar.addMenu("&File")
+    file_menu.addAction(actions["open"])
+    recent = file_menu.addMenu("Open &Recent")
+    recent.setObjectName("recentMenu")
+    recent.aboutToShow.connect(lambda: _fill_recent(window, recent))
+    file_menu.addSeparator()
+    file_menu.addActions([actions["export_svg"], actions["export_png"]])
+    file_menu.addSeparator()
+    file_menu.addAction(actions["quit"])
+    view_menu = menu_bar.addMenu("&View")
+    view_menu.addActions([actions[n] for n in ("find", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all")])
+    view_menu.addSeparator()
+    view_menu.addActions([window.summary_dock.toggleViewAction(), window.inspector_dock.toggleViewAction()])
+    toolbar = window.addToolBar("Main")
+    toolbar.setObjectName("mainToolbar")
+    toolbar.addActions([actions[n] for n in ("open", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all",
+                                             "find")])
+    return actions
+
+
+def _fill_recent(window: MainWindow, menu: QMenu) -> None:
+    menu.clear()
+    files = [p for p in window.recent_files() if Path(p).exists()]
+    for path in files:
+        menu.addAction(Path(path).name, lambda p=path: window.open_model(p)).setToolTip(path)
+    if not files:
+        menu.addAction("(no recent files)").setEnabled(False)
+
+
+def _export(window: MainWindow, suffix: str) -> None:
+    if window.graph is None:
+        return
+    default = str(Path(window.model_path or "graph").with_suffix(f".{suffix}"))
+    path, _ = QFileDialog.getSaveFileName(window, f"Export graph as {suffix.upper()}", default,
+                                          f"{suffix.upper()} (*.{suffix})")
+    if path:
+        try:
+            export_scene(window.graph_view.scene(), path)
+            window.statusBar().showMessage(f"Graph written to {path}")
+        except OSError as error:
+            window.show_error(f"Cannot write {path}: {error}")

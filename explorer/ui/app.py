@@ -1,0 +1,24 @@
+"""Starts the Qt application and the main window."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from explorer import __version__
+from explorer.resources import demo_model
+from explorer.ui.main_window import MainWindow
+
+
+def run_app(model: str | None = None, image: str | None = None) -> int:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Keras Explorer")
+    app.setOrganizationName("KerasExplorer")
+    app.setApplicationVersion(__version__)
+    window = MainWindow()
+    window.show()
+    target = Path(model) if model else demo_model()
+    window.open_later(target)
+    return app.exec()

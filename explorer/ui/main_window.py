@@ -1,0 +1,219 @@
+"""The main window: graph in the centre, summary and inspector in docks, model loading off the GUI thread."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QVBoxLayout, QWidget
+
+from explorer.core.graph import LayerGraph
+from explorer.core.keras_file import load_graph
+from explorer.core.layout import Layout, compute_layout
+from explorer.core.view_graph import ViewGraph, build_view
+from explorer.ui.actions import install_actions
+from explorer.ui.find_bar import FindBar
+from explorer.ui.graph_scene import box_sizes
+from explorer.ui.graph_view import GraphView
+from explorer.ui.inspector import Inspector
+from explorer.ui.summary_table import SummaryPanel
+from explorer.ui.tasks import TaskRunner
+
+APP_NAME = "Keras Explorer"
+MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5);;All files (*)"
+MAX_RECENT = 10
+
+
+class MainWindow(QMainWindow):
+    graph_drawn = Signal()  # the current model's graph is on screen (tests and benchmarks wait for it)
+    model_failed = Signal(str)
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or QSettings()
+        self.graph: LayerGraph | None = None
+        self.model_path: Path | None = None
+        self.expanded: set[str] = set()
+        self._pending_selection: str | None = None
+        self.tasks = TaskRunner(self)
+        self.setWindowTitle(APP_NAME)
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+
+        self.banner = QLabel()
+        self.banner.setObjectName("errorBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("#errorBanner { background: #fde2e1; color: #8a1f11; padding: 8px;"
+                                  " border-bottom: 1px solid #e0a9a4; }")
+        self.banner.hide()
+        self.find_bar = FindBar()
+        self.find_bar.hide()
+        self.graph_view = GraphView()
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        for widget in (self.banner, self.find_bar, self.graph_view):
+            column.addWidget(widget)
+        self.setCentralWidget(central)
+
+        self.summary = SummaryPanel()
+        self.inspector = Inspector()
+        self.summary_dock = self._dock("Summary", self.summary, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.inspector_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.summary_dock], [230], Qt.Orientation.Vertical)
+
+        self.actions_by_name = install_actions(self)
+        self.graph_view.layer_selected.connect(self.select_layer)
+        self.graph_view.group_toggled.connect(self.toggle_group)
+        self.summary.layer_selected.connect(self.select_layer)
+        self.inspector.layer_requested.connect(self.select_layer)
+        self.find_bar.match_chosen.connect(self.select_layer)
+        self.statusBar().showMessage("Open a Keras model (Ctrl+O) or drop a .keras file here")
+        self._restore_state()
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{title.lower()}Dock")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    # -- opening models
+    def open_model(self, path: str | Path) -> None:
+        """Read the file in the background; the graph appears when it is laid out."""
+        path = Path(path)
+        self.statusBar().showMessage(f"Reading {path.name}…")
+        self.tasks.cancel("layout")
+        self.tasks.submit("load", lambda _cancelled: load_graph(path),
+                          lambda graph: self._model_loaded(path, graph),
+                          lambda error: self.show_error(f"Cannot open {path.name}: {_message(error)}"))
+
+    def _model_loaded(self, path: Path, graph: LayerGraph) -> None:
+        self.graph, self.model_path = graph, path.resolve()
+        self.expanded = set()
+        self.banner.hide()
+        self.setWindowTitle(f"{path.name} — {APP_NAME}")
+        self.summary.set_graph(graph)
+        self.inspector.clear()
+        self.graph_view.clear()
+        self.add_recent(str(self.model_path))
+        self.relayout(keep_view=False)
+
+    def relayout(self, keep_view: bool = True) -> None:
+        if self.graph is None:
+            return
+        view = build_view(self.graph, self.expanded)
+        sizes = box_sizes(view)  # measured here: fonts belong to the GUI thread
+        self.statusBar().showMessage(f"Laying out {len(view.nodes)} layers…")
+
+        def work(cancelled: threading.Event) -> Layout:
+            return compute_layout(view, sizes, cancelled)
+
+        self.tasks.submit("layout", work, lambda layout: self._draw(view, layout, keep_view),
+                          lambda error: self.show_error(f"Cannot lay out the graph: {_message(error)}"))
+
+    def _draw(self, view: ViewGraph, layout: Layout, keep_view: bool) -> None:
+        self.graph_view.show_layout(view, layout, keep_view)
+        graph = view.graph
+        total = graph.totals[0]
+        self.statusBar().showMessage(
+            f"{graph.name}: {len(graph.nodes)} layers, {total:,} params — {self.model_path}")
+        if self._pending_selection:
+            path, self._pending_selection = self._pending_selection, None
+            self.select_layer(path)
+        self.graph_drawn.emit()
+
+    def show_error(self, message: str) -> None:
+        self.banner.setText(message)
+        self.banner.show()
+        self.statusBar().showMessage(message.splitlines()[0])
+        self.model_failed.emit(message)
+
+    # -- selection, expand / collapse
+    def select_layer(self, path: str) -> None:
+        if self.graph is None or path not in self.graph:
+            return
+        hidden = self._collapsed_ancestors(path)
+        if hidden:  # reveal layers inside collapsed nested models, then select once drawn
+            self.expanded.update(hidden)
+            self._pending_selection = path
+            self.relayout()
+            return
+        self.graph_view.select(path)
+        self.summary.select(path)
+        if self.inspector.current != path:
+            self.inspector.show_layer(self.graph, path)
+
+    def _collapsed_ancestors(self, path: str) -> list[str]:
+        ancestors, parent = [], self.graph.node(path).parent
+        while parent is not None:
+            if parent not in self.expanded:
+                ancestors.append(parent)
+            parent = self.graph.node(parent).parent
+        return ancestors
+
+    def toggle_group(self, path: str) -> None:
+        if path in self.expanded:
+            self.expanded = {p for p in self.expanded if p != path and not p.startswith(path + "/")}
+        else:
+            self.expanded.add(path)
+        self._pending_selection = path
+        self.relayout()
+
+    def set_all_expanded(self, expanded: bool) -> None:
+        if self.graph:
+            self.expanded = {n.path for n in self.graph.nodes if n.is_group} if expanded else set()
+            self.relayout(keep_view=False)
+
+    # -- files: dialog, recent list, drag and drop
+    def choose_model(self) -> None:
+        start = str(self.model_path.parent) if self.model_path else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open Keras model", start, MODEL_FILTER)
+        if path:
+            self.open_model(path)
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recentFiles", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def add_recent(self, path: str) -> None:
+        files = [path] + [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recentFiles", files[:MAX_RECENT])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            self.open_model(files[0])
+            event.acceptProposedAction()
+
+    # -- state
+    def _restore_state(self) -> None:
+        geometry = self.settings.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = self.settings.value("windowState")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("windowState", self.saveState())
+        self.tasks.shutdown()
+        super().closeEvent(event)
+
+    def open_later(self, path: str | Path) -> None:
+        """Open once the event loop runs, so the window paints before any file work starts."""
+        QTimer.singleShot(0, lambda: self.open_model(path))
+
+
+def _message(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text.split(": ", 1)[1] if text.startswith("/") and ": " in text else text
