@@ -22,7 +22,11 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 class ModelFileError(Exception):
-    """A model file that cannot be read; the message is meant for the user."""
+    """A model file that cannot be read; ``reason`` is meant for the user, str() adds the path."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 @dataclass(frozen=True)
@@ -36,63 +40,67 @@ class ModelFile:
 def load_graph(path: str | os.PathLike[str]) -> LayerGraph:
     """Read a model file and return its layer graph; raises ModelFileError with a readable message."""
     model_file = read_model_file(path)
-    return graph_from_config(
-        model_file.config,
-        model_file.weights,
-        keras_version=model_file.metadata.get("keras_version"),
-        source=str(model_file.path),
-    )
+    try:
+        return graph_from_config(
+            model_file.config,
+            model_file.weights,
+            keras_version=model_file.metadata.get("keras_version"),
+            source=str(model_file.path),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as error:
+        # A config Keras itself would not write (hand-edited, corrupted or hostile).
+        raise ModelFileError(model_file.path, f"the model config could not be interpreted ({error!r})") from error
 
 
 def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
     file_path = Path(path)
     if not file_path.exists():
-        raise ModelFileError(f"{file_path}: no such file")
+        raise ModelFileError(file_path, "no such file")
     if file_path.is_dir():
-        raise ModelFileError(f"{file_path}: is a folder, not a model file")
+        raise ModelFileError(file_path, "is a folder, not a model file")
     try:
         with open(file_path, "rb") as handle:
             head = handle.read(8)
     except OSError as error:
-        raise ModelFileError(f"{file_path}: cannot be read ({error.strerror})") from error
+        raise ModelFileError(file_path, f"cannot be read ({error.strerror})") from error
     if not head:
-        raise ModelFileError(f"{file_path}: the file is empty")
+        raise ModelFileError(file_path, "the file is empty")
     if head.startswith(ZIP_MAGIC):
         return _read_keras_archive(file_path)
     if head == HDF5_MAGIC:
         return _read_legacy_h5(file_path)
-    raise ModelFileError(f"{file_path}: not a Keras model (neither a .keras zip archive nor an HDF5 file)")
+    raise ModelFileError(file_path, "not a Keras model (neither a .keras zip archive nor an HDF5 file)")
 
 
 def _read_keras_archive(path: Path) -> ModelFile:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
-        raise ModelFileError(f"{path}: damaged or truncated zip archive ({error})") from error
+        raise ModelFileError(path, f"damaged or truncated zip archive ({error})") from error
     with archive:
         names = set(archive.namelist())
         if "config.json" not in names:
-            raise ModelFileError(f"{path}: a zip archive but not a Keras model (no config.json inside)")
+            raise ModelFileError(path, "a zip archive but not a Keras model (no config.json inside)")
         config = _read_json_member(archive, "config.json", path)
         metadata = _read_json_member(archive, "metadata.json", path) if "metadata.json" in names else {}
         weights = WeightTree.empty()
         if "model.weights.h5" in names:
             weights = _read_archived_weights(path, archive.getinfo("model.weights.h5"))
     if not isinstance(config, dict):
-        raise ModelFileError(f"{path}: config.json does not describe a model")
+        raise ModelFileError(path, "config.json does not describe a model")
     return ModelFile(path, config, metadata if isinstance(metadata, dict) else {}, weights)
 
 
 def _read_json_member(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
     info = archive.getinfo(name)
     if info.file_size > MAX_CONFIG_BYTES:
-        raise ModelFileError(f"{path}: {name} is {info.file_size} bytes, more than the {MAX_CONFIG_BYTES} allowed")
+        raise ModelFileError(path, f"{name} is {info.file_size} bytes, more than the {MAX_CONFIG_BYTES} allowed")
     try:
         return json.loads(archive.read(name))
     except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise ModelFileError(f"{path}: {name} is damaged ({error})") from error
+        raise ModelFileError(path, f"{name} is damaged ({error})") from error
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise ModelFileError(f"{path}: {name} is not valid JSON ({error})") from error
+        raise ModelFileError(path, f"{name} is not valid JSON ({error})") from error
 
 
 def _read_archived_weights(path: Path, info: zipfile.ZipInfo) -> WeightTree:
@@ -109,7 +117,7 @@ def _read_archived_weights(path: Path, info: zipfile.ZipInfo) -> WeightTree:
         with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read(info)), "r") as h5:
             return read_weight_tree(h5)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-        raise ModelFileError(f"{path}: the weights file inside is damaged or truncated ({error})") from error
+        raise ModelFileError(path, f"the weights file inside is damaged or truncated ({error})") from error
 
 
 def _read_legacy_h5(path: Path) -> ModelFile:
@@ -117,19 +125,19 @@ def _read_legacy_h5(path: Path) -> ModelFile:
         with h5py.File(path, "r") as h5:
             raw_config = h5.attrs.get("model_config")
             if raw_config is None:
-                raise ModelFileError(f"{path}: an HDF5 file without a model config (weights only?)")
+                raise ModelFileError(path, "an HDF5 file without a model config (weights only?)")
             if isinstance(raw_config, bytes):
                 raw_config = raw_config.decode("utf-8")
             metadata = {"keras_version": _text_attr(h5.attrs.get("keras_version"))}
             weights = read_legacy_weights(h5)
     except OSError as error:
-        raise ModelFileError(f"{path}: damaged or truncated HDF5 file ({error})") from error
+        raise ModelFileError(path, f"damaged or truncated HDF5 file ({error})") from error
     try:
         config = json.loads(raw_config)
     except (json.JSONDecodeError, RecursionError) as error:
-        raise ModelFileError(f"{path}: the model config is not valid JSON ({error})") from error
+        raise ModelFileError(path, f"the model config is not valid JSON ({error})") from error
     if not isinstance(config, dict):
-        raise ModelFileError(f"{path}: the model config does not describe a model")
+        raise ModelFileError(path, "the model config does not describe a model")
     return ModelFile(path, config, metadata, weights)
 
 

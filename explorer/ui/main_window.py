@@ -215,5 +215,5 @@ class MainWindow(QMainWindow):
 
 
 def _message(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return text.split(": ", 1)[1] if text.startswith("/") and ": " in text else text
+    """What the user reads: the reason for our own errors, the exception text for anything unexpected."""
+    return getattr(error, "reason", None) or str(error) or type(error).__name__
