@@ -18,7 +18,7 @@ def resources_dir() -> Path:
 
 
 def demo_model() -> Path:
-    return resources_dir() / "demo_model.keras"
+    return (resources_dir() / "demo_model.keras").resolve()
 
 
 def demo_images() -> list[Path]:

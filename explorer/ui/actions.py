@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMenu
+from PySide6.QtWidgets import QFileDialog, QMenu, QStyle
 
 from explorer.ui.graph_export import export_scene
+from explorer.ui.graph_items import category_legend
 
 if TYPE_CHECKING:
     from explorer.ui.main_window import MainWindow
@@ -19,6 +21,8 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
 
     def action(name: str, text: str, slot, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
         item = QAction(text, window)
+        if name in _ICONS:
+            item.setIcon(window.style().standardIcon(_ICONS[name]))
         item.setObjectName(name)
         if shortcut:
             item.setShortcut(QKeySequence(shortcut))
@@ -59,9 +63,22 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
     view_menu.addActions([window.summary_dock.toggleViewAction(), window.inspector_dock.toggleViewAction()])
     toolbar = window.addToolBar("Main")
     toolbar.setObjectName("mainToolbar")
+    toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     toolbar.addActions([actions[n] for n in ("open", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all",
                                              "find")])
+    window.statusBar().addPermanentWidget(category_legend())
     return actions
+
+
+_ICONS = {
+    "open": QStyle.StandardPixmap.SP_DialogOpenButton,
+    "fit": QStyle.StandardPixmap.SP_TitleBarMaxButton,
+    "zoom_in": QStyle.StandardPixmap.SP_ArrowUp,
+    "zoom_out": QStyle.StandardPixmap.SP_ArrowDown,
+    "expand_all": QStyle.StandardPixmap.SP_ToolBarVerticalExtensionButton,
+    "collapse_all": QStyle.StandardPixmap.SP_TitleBarShadeButton,
+    "find": QStyle.StandardPixmap.SP_FileDialogContentsView,
+}
 
 
 def _fill_recent(window: MainWindow, menu: QMenu) -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPolygonF
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsRectItem, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsRectItem,
+    QLabel,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
 
 from explorer.core.layout import EdgeRoute
 
@@ -168,3 +175,15 @@ class EdgeItem(QGraphicsPathItem):
             painter.setFont(detail)
             painter.setPen(QColor("#335577"))
             painter.drawText(self._label_at + QPointF(5, 4), self.label)
+
+
+def category_legend() -> QLabel:
+    """Colour key for the layer categories, small enough for the toolbar."""
+    swatches = " ".join(
+        f'<span style="background:{colour}; color:#111;">&nbsp;{name}&nbsp;</span>'
+        for name, colour in CATEGORY_COLOURS.items() if name not in ("other", "regularization", "preprocessing")
+    )
+    legend = QLabel(swatches)
+    legend.setObjectName("categoryLegend")
+    legend.setToolTip("Box colours: layer categories")
+    return legend

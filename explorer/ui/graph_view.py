@@ -13,6 +13,7 @@ from explorer.ui.graph_items import FrameItem, LayerItem
 from explorer.ui.graph_scene import populate_scene
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 6.0
+READABLE_ZOOM = 0.85
 
 
 class GraphView(QGraphicsView):
@@ -46,7 +47,7 @@ class GraphView(QGraphicsView):
         if keep_view:
             self.centerOn(center)
         else:
-            self.fit()
+            self.show_start()
         if selected:
             self.select(selected, center=keep_view)
 
@@ -81,15 +82,24 @@ class GraphView(QGraphicsView):
         return path
 
     def fit(self) -> None:
+        """The whole graph in the window (small models stay at natural size rather than blown up)."""
         rect = self.scene().sceneRect()
         if rect.isEmpty():
             return
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-        if self.zoom() > 1.0:  # small models: show them at natural size, not blown up
+        if self.zoom() > 1.0:
             self.set_zoom(1.0)
-        elif self.zoom() < 0.3:  # tall models: readable boxes, start at the inputs
-            self.set_zoom(0.3)
-            self.centerOn(rect.center().x(), rect.top() + self.viewport().height() / 0.6)
+
+    def show_start(self) -> None:
+        """First view of a model: all of it if it is readable that way, else readable boxes from the inputs."""
+        self.fit()
+        if self.zoom() < READABLE_ZOOM:
+            self.set_zoom(READABLE_ZOOM)
+            rect = self.scene().sceneRect()
+            drawn_inputs = [self.items_by_path[p.layer] for p in self.graph.inputs if p.layer in self.items_by_path]
+            first_input = drawn_inputs[0] if drawn_inputs else None
+            x = first_input.rect().center().x() if first_input else rect.center().x()
+            self.centerOn(x, rect.top() + self.visible_scene_rect().height() / 2)
 
     def zoom(self) -> float:
         return self.transform().m11()

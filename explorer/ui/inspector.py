@@ -25,6 +25,26 @@ class Inspector(QTreeWidget):
         self.itemDoubleClicked.connect(self._follow)
         self.current: str | None = None
 
+    def show_model(self, graph: LayerGraph) -> None:
+        """Shown while no layer is selected: what the model is, its ports and totals."""
+        self.clear()
+        self.current = None
+        total, trainable, non_trainable = graph.totals
+        model = self._section("Model", expanded=True)
+        for key, value in (("name", graph.name), ("kind", graph.kind), ("layers", str(len(graph.nodes))),
+                           ("file", graph.source or ""), ("saved by Keras", graph.keras_version or "unknown")):
+            self._row(model, key, value)
+        params = self._section("Parameters", expanded=True)
+        for key, value in (("total", total), ("trainable", trainable), ("non-trainable", non_trainable)):
+            self._row(params, key, f"{value:,}")
+        for title, ports in (("Inputs", graph.inputs), ("Outputs", graph.outputs)):
+            section = self._section(f"{title} ({len(ports)})", expanded=True)
+            for port in ports:
+                self._row(section, port.name, format_shape(port.shape)).setData(0, PATH_ROLE, port.layer)
+        hint = self._section("Click a layer to see its details", expanded=False)
+        hint.setForeground(0, self.palette().placeholderText())
+        self.resizeColumnToContents(0)
+
     def show_layer(self, graph: LayerGraph, path: str) -> None:
         self.clear()
         self.current = path

@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         self.setWindowTitle(f"{path.name} — {APP_NAME}")
         self.summary.set_graph(graph)
-        self.inspector.clear()
+        self.inspector.show_model(graph)
         self.graph_view.clear()
         self.add_recent(str(self.model_path))
         self.relayout(keep_view=False)
