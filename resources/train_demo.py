@@ -84,9 +84,7 @@ def load_textures() -> dict[str, np.ndarray]:
 def _crop_resize(img: np.ndarray, y: int, x: int, side: int, size: int) -> np.ndarray:
     patch = img[y : y + side, x : x + side]
     if side != size:
-        patch = np.asarray(
-            Image.fromarray(patch).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
-        )
+        patch = np.asarray(Image.fromarray(patch).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None))
     return patch
 
 
@@ -248,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
     x_train, y_train = make_split(textures, args.train_per_class, held_out=False, augment=True, seed=SEED)
     x_test, y_test = make_split(textures, args.test_per_class, held_out=True, augment=False, seed=SEED + 1)
-    x_test_col, y_test_col = make_split(
-        textures, args.test_per_class, held_out=True, augment=True, seed=SEED + 2
-    )
+    x_test_col, y_test_col = make_split(textures, args.test_per_class, held_out=True, augment=True, seed=SEED + 2)
     print(f"data: train {x_train.shape} test {x_test.shape} ({time.perf_counter() - t_start:.1f}s)")
 
     model = build_model(len(CLASSES))
@@ -263,9 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(model)
 
     t_fit = time.perf_counter()
-    model.fit(
-        x_train.astype(np.float32), y_train, batch_size=64, epochs=args.epochs, shuffle=True, verbose=2
-    )
+    model.fit(x_train.astype(np.float32), y_train, batch_size=64, epochs=args.epochs, shuffle=True, verbose=2)
     fit_s = time.perf_counter() - t_fit
 
     _, acc = model.evaluate(x_test.astype(np.float32), y_test, batch_size=256, verbose=0)
