@@ -91,9 +91,18 @@ class LayerGraph:
     keras_version: str | None = None
     source: str | None = None
     _by_path: Mapping[str, LayerNode] = field(init=False, repr=False, compare=False)
+    _inbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)
+    _outbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_path", MappingProxyType({n.path: n for n in self.nodes}))
+        inbound: dict[str, dict[str, None]] = {}
+        outbound: dict[str, dict[str, None]] = {}
+        for edge in self.edges:
+            inbound.setdefault(edge.target, {})[edge.source] = None
+            outbound.setdefault(edge.source, {})[edge.target] = None
+        object.__setattr__(self, "_inbound", {k: list(v) for k, v in inbound.items()})
+        object.__setattr__(self, "_outbound", {k: list(v) for k, v in outbound.items()})
 
     def node(self, path: str) -> LayerNode:
         return self._by_path[path]
@@ -134,10 +143,10 @@ class LayerGraph:
 
     def inbound(self, path: str) -> list[str]:
         """Paths of the layers this layer receives tensors from, in order, without repeats."""
-        return _unique(e.source for e in self.edges if e.target == path)
+        return list(self._inbound.get(path, ()))
 
     def outbound(self, path: str) -> list[str]:
-        return _unique(e.target for e in self.edges if e.source == path)
+        return list(self._outbound.get(path, ()))
 
     def find(self, text: str) -> list[LayerNode]:
         """Layers whose name or class contains ``text`` (case-insensitive), in graph order."""
@@ -146,6 +155,3 @@ class LayerGraph:
             return []
         return [n for n in self.nodes if needle in n.name.lower() or needle in n.class_name.lower()]
 
-
-def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))

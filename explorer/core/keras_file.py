@@ -112,8 +112,10 @@ def _read_archived_weights(path: Path, info: zipfile.ZipInfo) -> WeightTree:
                 name_length = int.from_bytes(raw.read(2), "little")
                 extra_length = int.from_bytes(raw.read(2), "little")
             start = info.header_offset + 30 + name_length + extra_length
-            with open(path, "rb") as raw, h5py.File(_FileSlice(raw, start, info.file_size), "r") as h5:
-                return read_weight_tree(h5)
+            with open(path, "rb") as raw:
+                buffered = io.BufferedReader(_FileSlice(raw, start, info.file_size), 1 << 16)
+                with h5py.File(buffered, "r") as h5:
+                    return read_weight_tree(h5)
         with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read(info)), "r") as h5:
             return read_weight_tree(h5)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:

@@ -83,21 +83,27 @@ def run_dot(source: str, cancelled: threading.Event | None = None, timeout: floa
         raise LayoutError("Graphviz is not installed: the 'dot' program was not found (Debian: apt install graphviz)")
     process = subprocess.Popen([executable, "-Tjson0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    result: dict[str, str] = {}
-    talker = threading.Thread(target=lambda: result.update(zip(("out", "err"), process.communicate(source),
-                                                               strict=True)), daemon=True)
-    talker.start()
-    waited = 0.0
-    while talker.is_alive():
-        talker.join(0.02)
-        waited += 0.02
-        if (cancelled is not None and cancelled.is_set()) or waited > timeout:
-            process.kill()
-            talker.join()
-            raise LayoutError("layout cancelled" if waited <= timeout else f"Graphviz took more than {timeout:.0f} s")
+    finished = threading.Event()
+    if cancelled is not None:  # a watcher kills dot as soon as the caller cancels
+        def watch() -> None:
+            while not finished.is_set():
+                if cancelled.wait(0.05):
+                    process.kill()
+                    return
+        threading.Thread(target=watch, daemon=True).start()
+    try:
+        out, err = process.communicate(source, timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        process.kill()
+        process.communicate()
+        raise LayoutError(f"Graphviz took more than {timeout:.0f} s") from error
+    finally:
+        finished.set()
+    if cancelled is not None and cancelled.is_set():
+        raise LayoutError("layout cancelled")
     if process.returncode != 0:
-        raise LayoutError(f"Graphviz failed: {result.get('err', '').strip()[:300]}")
-    return json.loads(result["out"])
+        raise LayoutError(f"Graphviz failed: {err.strip()[:300]}")
+    return json.loads(out)
 
 
 def compute_layout(view: ViewGraph, sizes: Mapping[str, tuple[float, float]],

@@ -97,11 +97,11 @@ class MainWindow(QMainWindow):
         self.expanded = set()
         self.banner.hide()
         self.setWindowTitle(f"{path.name} — {APP_NAME}")
+        self.graph_view.clear()
+        self.relayout(keep_view=False)  # first, so Graphviz works while the panels fill
         self.summary.set_graph(graph)
         self.inspector.show_model(graph)
-        self.graph_view.clear()
         self.add_recent(str(self.model_path))
-        self.relayout(keep_view=False)
 
     def relayout(self, keep_view: bool = True) -> None:
         if self.graph is None:
