@@ -45,8 +45,8 @@ _WEIGHT_NAMES = {
     "Dense": ("kernel", "bias"),
     "EinsumDense": ("kernel", "bias"),
     "Embedding": ("embeddings",),
-    "DepthwiseConv1D": ("depthwise_kernel", "bias"),
-    "DepthwiseConv2D": ("depthwise_kernel", "bias"),
+    "DepthwiseConv1D": ("kernel", "bias"),
+    "DepthwiseConv2D": ("kernel", "bias"),
     "SeparableConv1D": ("depthwise_kernel", "pointwise_kernel", "bias"),
     "SeparableConv2D": ("depthwise_kernel", "pointwise_kernel", "bias"),
     "PReLU": ("alpha",),
@@ -70,6 +70,9 @@ def weight_names(class_name: str, config: dict, count: int) -> tuple[str, ...]:
         names = ("kernel", "bias")
     else:
         names = ()
+    no_bias = config.get("use_bias") is False or ("bias_axes" in config and not config["bias_axes"])
+    if names[-1:] == ("bias",) and no_bias:
+        names = names[:-1]
     return names if len(names) == count else tuple(f"var_{i}" for i in range(count))
 
 

@@ -122,8 +122,12 @@ class _Builder:
         join = "/".join
         model = _Model()
         model.input_layers = [join((*prefix, ref[0])) for _, ref in _port_refs(inner.get("input_layers"))]
+        # Keras numbers a nested Functional's calls from 1 in output_layers (call 0 is its own internal node)
+        # but from 0 in inbound_nodes; its loader subtracts 1 the same way.
+        functional = {_layer_name(e, i) for i, e in enumerate(layers) if e.get("class_name") == "Functional"}
         model.outputs = [
-            (key, (join((*prefix, ref[0])), ref[1], ref[2])) for key, ref in _port_refs(inner.get("output_layers"))
+            (key, (join((*prefix, ref[0])), ref[1] - (ref[0] in functional and ref[1] > 0), ref[2]))
+            for key, ref in _port_refs(inner.get("output_layers"))
         ]
         return model
 
@@ -202,6 +206,8 @@ def _assign_weights(nodes: list[LayerNode], weights: WeightTree) -> list[LayerNo
     owned: dict[str, list[tuple[tuple[str, ...], RawWeight]]] = {}
     for key, raw_weights in weights.by_layer.items():
         owner = next((key[:i] for i in range(len(key), 0, -1) if key[:i] in by_names), None)
+        if owner is not None and len(owner) < len(key):
+            owner, key = _deeper_owner(owner, key, by_names)
         if owner is not None:
             owned.setdefault(by_names[owner].path, []).extend((key[len(owner):], w) for w in raw_weights)
     result = []
@@ -219,10 +225,22 @@ def _assign_weights(nodes: list[LayerNode], weights: WeightTree) -> list[LayerNo
     return result
 
 
+def _deeper_owner(owner: tuple[str, ...], key: tuple[str, ...], by_names: dict) -> tuple[tuple, tuple]:
+    """Legacy .h5 names skip intermediate models (``innermost/dense/kernel`` inside ``block/middle``):
+    find the one layer under ``owner`` whose path ends with the rest of the key."""
+    for cut in range(len(key), len(owner), -1):
+        tail = key[len(owner):cut]
+        deeper = [p for p in by_names
+                  if len(p) >= len(owner) + len(tail) and p[:len(owner)] == owner and p[-len(tail):] == tail]
+        if len(deeper) == 1:
+            return deeper[0], (*deeper[0], *key[cut:])
+    return owner, key
+
+
 def _weight_label(weight: RawWeight, own_labels: Iterator[str]) -> str:
     """Keras 3 stores variables by position: name them the way Keras does (kernel, bias, ...)."""
     if weight.key.isdigit():
-        return next(own_labels)
+        return next(own_labels, f"var_{weight.key}")
     head, _, tail = weight.key.rpartition("/")
     if not tail.isdigit():
         return weight.key.split(":")[0]
@@ -273,8 +291,8 @@ def _collect_tensors(value: Any, found: list) -> None:
             ref = (str(history[0]), int(history[1]), int(history[2])) if history[0] is not None else None
             found.append((ref, _shape(config.get("shape"))))
             return
-        for item in value.values():
-            _collect_tensors(item, found)
+        for key in sorted(value):  # Keras flattens call arguments with dict keys sorted
+            _collect_tensors(value[key], found)
     elif isinstance(value, list):
         for item in value:
             _collect_tensors(item, found)

@@ -118,7 +118,8 @@ def _read_archived_weights(path: Path, info: zipfile.ZipInfo) -> WeightTree:
                     return read_weight_tree(h5)
         with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read(info)), "r") as h5:
             return read_weight_tree(h5)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+    except (OSError, RuntimeError, TypeError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        # h5py reports corrupt structures as RuntimeError/TypeError as well as OSError.
         raise ModelFileError(path, f"the weights file inside is damaged or truncated ({error})") from error
 
 
@@ -132,7 +133,7 @@ def _read_legacy_h5(path: Path) -> ModelFile:
                 raw_config = raw_config.decode("utf-8")
             metadata = {"keras_version": _text_attr(h5.attrs.get("keras_version"))}
             weights = read_legacy_weights(h5)
-    except OSError as error:
+    except (OSError, RuntimeError, TypeError, ValueError, KeyError, UnicodeDecodeError) as error:
         raise ModelFileError(path, f"damaged or truncated HDF5 file ({error})") from error
     try:
         config = json.loads(raw_config)

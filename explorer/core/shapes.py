@@ -54,7 +54,7 @@ def _tuple(value: Any, rank: int) -> tuple[int, ...]:
 def _window(size: int | None, kernel: int, stride: int, padding: str, dilation: int = 1) -> int | None:
     if size is None:
         return None
-    if padding == "same":
+    if padding in ("same", "causal"):
         return math.ceil(size / stride)
     effective = (kernel - 1) * dilation + 1
     return (size - effective) // stride + 1

@@ -132,6 +132,24 @@ def _collect(model: Any, prefix: str, parent: str | None, out: dict[str, LayerRe
             _collect(layer, f"{path}/", path, out)
 
 
+def _relative(variable_path: str, layer_name: str) -> str:
+    marker = f"{layer_name}/"
+    return variable_path[variable_path.rindex(marker) + len(marker):] if marker in variable_path else variable_path
+
+
+def keras_weights(layer: Any) -> list[tuple[str, tuple[int, ...], bool]]:
+    """(name relative to the layer, shape, trainable) of each of a layer's variables, sorted.
+
+    Names follow the variable paths: ``kernel``, ``query/kernel`` (MultiHeadAttention), ``lstm_cell/bias``.
+    """
+    trainable = {id(w) for w in layer.trainable_weights}
+    return sorted((_relative(w.path, layer.name), tuple(w.shape), id(w) in trainable) for w in layer.weights)
+
+
+def core_weights(node: Any) -> list[tuple[str, tuple[int, ...], bool]]:
+    return sorted((w.name, w.shape, w.trainable) for w in node.weights)
+
+
 def reference_of(model: Any) -> Reference:
     import keras
 
@@ -285,18 +303,55 @@ def build_nested():
 
 
 def build_nested_output():
-    """A nested Functional model whose output is directly a model output (called twice)."""
+    """A nested Functional model called twice whose outputs are model outputs.
+
+    The inner model takes sequences of any length, so its two calls have different output shapes and a port
+    that points at the wrong call shows up as a wrong shape.
+    """
     import keras
     from keras import layers
 
-    inner_in = keras.Input((4,), name="inner_in")
+    inner_in = keras.Input((None, 4), name="inner_in")
     inner_out = layers.Dense(3, name="inner_dense")(inner_in)
     inner = keras.Model(inner_in, inner_out, name="inner")
-    a = keras.Input((4,), name="a")
-    b = keras.Input((4,), name="b")
+    a = keras.Input((5, 4), name="a")
+    b = keras.Input((7, 4), name="b")
     first = inner(a)
     second = inner(b)
-    return keras.Model([a, b], [first, second, layers.Add(name="add")([first, second])], name="nested_output")
+    joined = layers.Concatenate(axis=1, name="joined")([first, second])
+    return keras.Model([a, b], [first, second, joined], name="nested_output")
+
+
+def build_nested_output_deep():
+    """Model outputs taken from a nested Functional that itself returns the outputs of a nested Functional."""
+    import keras
+    from keras import layers
+
+    inner_in = keras.Input((None, 4), name="inner_in")
+    inner = keras.Model(inner_in, layers.Dense(3, name="inner_dense")(inner_in), name="inner")
+    pa = keras.Input((None, 4), name="pa")
+    pb = keras.Input((None, 4), name="pb")
+    pair = keras.Model([pa, pb], [inner(pa), inner(pb)], name="pair")
+    x = keras.Input((5, 4), name="x")
+    y = keras.Input((7, 4), name="y")
+    first, second = pair([x, y])
+    joined = layers.Concatenate(axis=1, name="joined")([first, second])
+    return keras.Model([x, y], [first, second, joined], name="nested_output_deep")
+
+
+def build_nested_sequential_outputs():
+    """Nested Sequential models: one called twice with outputs of different shapes, one built by its call."""
+    import keras
+    from keras import layers
+
+    flexible = keras.Sequential([keras.Input((None, 4)), layers.Dense(3, name="proj")], name="flexible")
+    lazy = keras.Sequential([layers.Dense(2, name="lazy_dense"), layers.Dense(1, name="lazy_out")], name="lazy")
+    a = keras.Input((5, 4), name="a")
+    b = keras.Input((7, 4), name="b")
+    first = flexible(a)
+    second = flexible(b)
+    score = lazy(layers.GlobalAveragePooling1D(name="pool")(first))
+    return keras.Model([a, b], [first, second, score], name="nested_sequential_outputs")
 
 
 def build_frozen():
@@ -346,14 +401,20 @@ def build_attention():
     return keras.Model([tokens, context], out, name="attention")
 
 
+_APPLICATION_BUILDERS: dict[str, Callable[[], Any]] = {}
+
+
 def _application(name: str) -> Callable[[], Any]:
-    def build():
-        import keras
+    """One builder per application, so that the zoo builds each application model once."""
+    if name not in _APPLICATION_BUILDERS:
+        def build():
+            import keras
 
-        return getattr(keras.applications, name)(weights=None)
+            return getattr(keras.applications, name)(weights=None)
 
-    build.__name__ = f"build_{name}"
-    return build
+        build.__name__ = f"build_{name}"
+        _APPLICATION_BUILDERS[name] = build
+    return _APPLICATION_BUILDERS[name]
 
 
 # name -> (builder, file suffix)
@@ -366,6 +427,8 @@ BUILDERS: dict[str, tuple[Callable[[], Any], str]] = {
     "shared_layers": (build_shared_layers, ".keras"),
     "nested": (build_nested, ".keras"),
     "nested_output": (build_nested_output, ".keras"),
+    "nested_output_deep": (build_nested_output_deep, ".keras"),
+    "nested_sequential_outputs": (build_nested_sequential_outputs, ".keras"),
     "frozen": (build_frozen, ".keras"),
     "lstm_state": (build_lstm_state, ".keras"),
     "attention": (build_attention, ".keras"),
@@ -377,6 +440,7 @@ BUILDERS: dict[str, tuple[Callable[[], Any], str]] = {
     "MobileNetV2": (_application("MobileNetV2"), ".keras"),
     "EfficientNetB0": (_application("EfficientNetB0"), ".keras"),
     "DenseNet121": (_application("DenseNet121"), ".keras"),
+    "MobileNetV2_h5": (_application("MobileNetV2"), ".h5"),
 }
 SMALL_MODELS = [name for name in BUILDERS if name[0].islower()]
 APPLICATIONS = [name for name in BUILDERS if name[0].isupper()]
@@ -389,22 +453,53 @@ class ModelZoo:
     def __init__(self, folder: Path) -> None:
         self._folder = folder
         self._cases: dict[str, Case] = {}
+        self._built: dict[Callable[[], Any], tuple[Any, Reference]] = {}
+
+    def model(self, builder: Callable[[], Any]) -> tuple[Any, Reference]:
+        """The model a builder makes and its reference data, built once however many files it is saved to."""
+        if builder not in self._built:
+            model = builder()
+            self._built[builder] = (model, reference_of(model))
+        return self._built[builder]
 
     def __call__(self, name: str) -> Case:
         if name not in self._cases:
             from explorer.core.keras_file import load_graph
 
             builder, suffix = BUILDERS[name]
-            model = builder()
+            model, reference = self.model(builder)
             path = self._folder / f"{name}{suffix}"
             model.save(path)
-            self._cases[name] = Case(name, path, model, reference_of(model), load_graph(path))
+            self._cases[name] = Case(name, path, model, reference, load_graph(path))
         return self._cases[name]
 
 
 @pytest.fixture(scope="session")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> ModelZoo:
+def keras_module():
+    """Keras, imported once (TensorFlow takes a few seconds) and seeded."""
     import keras
 
     keras.utils.set_random_seed(0)
+    return keras
+
+
+@pytest.fixture(scope="session")
+def zoo(keras_module, tmp_path_factory: pytest.TempPathFactory) -> ModelZoo:
     return ModelZoo(tmp_path_factory.mktemp("models"))
+
+
+# Known limitation: a nested model call whose output no layer consumes records no shape, and the structure
+# view falls back to the nested model's own (less specific) output shapes instead of re-inferring them
+# through the inner graph for that call's input shapes.
+_UNRECORDED_NESTED_CALL_SHAPES = {
+    "test_output_shapes_per_call[nested_sequential_outputs]",
+    "test_output_ports[nested_sequential_outputs]",
+    "test_summary_model_matches_keras[nested_sequential_outputs]",
+    "test_summary_layers_match_keras[nested_sequential_outputs]",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.name in _UNRECORDED_NESTED_CALL_SHAPES:
+            item.add_marker(pytest.mark.xfail(strict=True, reason="shapes of unconsumed nested-model calls"))

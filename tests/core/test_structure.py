@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ALL_MODELS, APPLICATIONS, Case
+from conftest import ALL_MODELS, APPLICATIONS, SMALL_MODELS, Case, core_weights, keras_weights, reference_of
 
-pytestmark = pytest.mark.parametrize("name", ALL_MODELS)
+each_model = pytest.mark.parametrize("name", ALL_MODELS)
 
 
 def _sources(case: Case, path: str, call: int) -> list[tuple[str, int]]:
@@ -19,11 +19,13 @@ def _prefix(path: str) -> str:
     return path.rsplit("/", 1)[0] + "/" if "/" in path else ""
 
 
+@each_model
 def test_layer_paths_match_keras(zoo, name):
     case = zoo(name)
     assert [n.path for n in case.graph.nodes] == list(case.reference.layers)
 
 
+@each_model
 def test_class_names_and_parents(zoo, name):
     case = zoo(name)
     got = {n.path: (n.name, n.class_name, n.parent) for n in case.graph.nodes}
@@ -31,6 +33,7 @@ def test_class_names_and_parents(zoo, name):
     assert got == want
 
 
+@each_model
 def test_groups_list_their_children(zoo, name):
     case = zoo(name)
     for path, ref in case.reference.layers.items():
@@ -40,6 +43,7 @@ def test_groups_list_their_children(zoo, name):
         assert node.is_group == ref.is_model, path
 
 
+@each_model
 def test_calls_per_layer(zoo, name):
     case = zoo(name)
     got = {n.path: n.calls for n in case.graph.nodes}
@@ -47,6 +51,7 @@ def test_calls_per_layer(zoo, name):
     assert got == want
 
 
+@each_model
 def test_inbound_layers(zoo, name):
     case = zoo(name)
     got = {path: case.graph.inbound(path) for path in case.reference.layers}
@@ -57,6 +62,7 @@ def test_inbound_layers(zoo, name):
     assert got == want
 
 
+@each_model
 def test_edges_per_call(zoo, name):
     """Every call's inputs, in argument order, come from the right call of the right layer."""
     case = zoo(name)
@@ -68,6 +74,7 @@ def test_edges_per_call(zoo, name):
     assert got == want
 
 
+@each_model
 def test_edges_connect_existing_layers(zoo, name):
     graph = zoo(name).graph
     for edge in graph.edges:
@@ -76,6 +83,7 @@ def test_edges_connect_existing_layers(zoo, name):
         assert edge.source_call < graph.node(edge.source).calls, edge
 
 
+@each_model
 def test_output_shapes_per_call(zoo, name):
     case = zoo(name)
     got = {n.path: [list(call) for call in n.output_shapes] for n in case.graph.nodes}
@@ -84,6 +92,7 @@ def test_output_shapes_per_call(zoo, name):
     assert not mismatched, f"{len(mismatched)} layers (core, keras): {mismatched}"
 
 
+@each_model
 def test_edge_shapes_match_source_outputs(zoo, name):
     case = zoo(name)
     for edge in case.graph.edges:
@@ -91,6 +100,7 @@ def test_edge_shapes_match_source_outputs(zoo, name):
         assert edge.shape == source.outputs[edge.source_call][edge.source_index], edge
 
 
+@each_model
 def test_params_per_layer(zoo, name):
     case = zoo(name)
     got = {n.path: case.graph.params(n.path) for n in case.graph.nodes}
@@ -99,6 +109,7 @@ def test_params_per_layer(zoo, name):
     assert not mismatched, f"(total, trainable) per layer (core, keras): {mismatched}"
 
 
+@each_model
 def test_param_totals(zoo, name):
     case = zoo(name)
     ref = case.reference
@@ -106,6 +117,7 @@ def test_param_totals(zoo, name):
     assert case.graph.totals[0] == case.model.count_params()
 
 
+@each_model
 def test_model_name_and_kind(zoo, name):
     case = zoo(name)
     assert case.graph.name == case.reference.name
@@ -113,6 +125,7 @@ def test_model_name_and_kind(zoo, name):
     assert case.graph.source == str(case.path)
 
 
+@each_model
 def test_input_ports(zoo, name):
     case = zoo(name)
     got = [(p.layer, p.shape) for p in case.graph.inputs]
@@ -122,6 +135,7 @@ def test_input_ports(zoo, name):
         assert case.graph.node(port.layer).class_name == "InputLayer"
 
 
+@each_model
 def test_output_ports(zoo, name):
     case = zoo(name)
     got = [(p.layer, p.shape) for p in case.graph.outputs]
@@ -134,6 +148,7 @@ def test_output_ports(zoo, name):
     assert got == want
 
 
+@each_model
 def test_weights_are_known_for_every_weighted_layer(zoo, name):
     """Each layer's own weights are attached to it with Keras's shapes (no weights left unassigned)."""
     case = zoo(name)
@@ -143,9 +158,60 @@ def test_weights_are_known_for_every_weighted_layer(zoo, name):
             assert sum(w.size for w in node.weights) == ref.params, path
 
 
+@pytest.mark.parametrize("name", APPLICATIONS)
 def test_applications_are_large(zoo, name):
-    if name not in APPLICATIONS:
-        pytest.skip("only for keras.applications models")
     case = zoo(name)
     assert len(case.graph.nodes) == len(case.model.layers) > 100
     assert len(case.graph.edges) >= len(case.graph.nodes) - 1
+
+
+@each_model
+def test_weight_names_shapes_and_trainability(zoo, name):
+    case = zoo(name)
+    model_layers = {}
+
+    def walk(model, prefix):
+        for layer in model.layers:
+            model_layers[prefix + layer.name] = layer
+            if hasattr(layer, "layers"):
+                walk(layer, f"{prefix}{layer.name}/")
+
+    walk(case.model, "")
+    mismatched = {}
+    for path, layer in model_layers.items():
+        if case.reference.layers[path].is_model:
+            continue
+        got, want = core_weights(case.graph.node(path)), keras_weights(layer)
+        if got != want:
+            mismatched[path] = (got, want)
+    assert not mismatched, f"{len(mismatched)} layers (core, keras): {mismatched}"
+
+
+@each_model
+def test_group_input_and_output_layers(zoo, name):
+    """A nested model's node names the inner layers that take its inputs and produce its outputs."""
+    case = zoo(name)
+    for path, ref in case.reference.layers.items():
+        if not ref.is_model:
+            continue
+        layer = case.model
+        for part in path.split("/"):
+            layer = layer.get_layer(part)
+        node = case.graph.node(path)
+        inputs = [f"{path}/{t._keras_history.operation.name}" for t in layer.inputs]
+        outputs = [(f"{path}/{t._keras_history.operation.name}", t._keras_history.tensor_index) for t in layer.outputs]
+        assert list(node.input_layers) == inputs, path
+        assert list(node.output_layers) == outputs, path
+
+
+@pytest.mark.parametrize("name", SMALL_MODELS)
+def test_reference_survives_keras_reload(zoo, keras_module, name):
+    """Sanity check of the reference itself: Keras reloading the file sees the same layers, calls and shapes."""
+    case = zoo(name)
+    reloaded = reference_of(keras_module.saving.load_model(case.path, compile=False))
+    assert {p: (r.class_name, r.inbound, r.outputs, r.params, r.trainable_params)
+            for p, r in reloaded.layers.items()} == {
+        p: (r.class_name, r.inbound, r.outputs, r.params, r.trainable_params)
+        for p, r in case.reference.layers.items()}
+    assert (reloaded.total, reloaded.trainable, reloaded.non_trainable) == (
+        case.reference.total, case.reference.trainable, case.reference.non_trainable)
