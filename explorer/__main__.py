@@ -1,3 +1,4 @@
 from explorer.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # the live-tier worker is spawned and re-imports this module
+    raise SystemExit(main())

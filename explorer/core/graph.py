@@ -148,6 +148,18 @@ class LayerGraph:
     def outbound(self, path: str) -> list[str]:
         return list(self._outbound.get(path, ()))
 
+    def call_sites(self, path: str) -> list[tuple[int, ...]]:
+        """Every place a layer runs: one call index per path component (outermost model first).
+
+        A layer inside a nested model that is called twice runs at two call sites, like a shared layer.
+        """
+        sites: list[tuple[int, ...]] = [()]
+        parts = path.split("/")
+        for depth in range(len(parts)):
+            calls = self.node("/".join(parts[: depth + 1])).calls
+            sites = [(*site, call) for site in sites for call in range(calls)]
+        return sites
+
     def find(self, text: str) -> list[LayerNode]:
         """Layers whose name or class contains ``text`` (case-insensitive), in graph order."""
         needle = text.strip().lower()

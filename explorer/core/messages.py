@@ -1,0 +1,59 @@
+"""What crosses the process boundary between the window and the live-tier worker: small picklable records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from explorer.core.runtime import InputSpec
+
+# Worker states shown by the status indicator.
+STARTING, LOADING, READY, COMPUTING, FAILED, STOPPED = "starting", "loading", "ready", "computing", "failed", "stopped"
+
+
+@dataclass(frozen=True)
+class LoadModel:
+    request: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Compute:
+    request: int
+    layer: str
+    call_site: tuple[int, ...]
+    inputs: dict[str, np.ndarray] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    request: int = 0
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    request: int
+    model_name: str
+    inputs: tuple[InputSpec, ...]
+
+
+@dataclass(frozen=True)
+class Activation:
+    request: int
+    layer: str
+    call_site: tuple[int, ...]
+    outputs: list[np.ndarray] = field(compare=False)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Failed:
+    request: int
+    message: str

@@ -1,0 +1,137 @@
+"""Everything that needs Keras: loading a model safely and cutting feature extractors out of it.
+
+Keras is imported inside the functions, so importing this module stays cheap; only the live-tier worker
+process (and the headless ``activations`` command) ever calls them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class RuntimeFailure(Exception):
+    """A model that cannot be loaded or a layer whose output cannot be computed; message is for the user."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: tuple[int | None, ...]  # without the batch axis
+    dtype: str
+
+
+def load_model(path: str | Path) -> Any:
+    """Load with Keras' safe mode on and without compiling (no optimizer or loss code runs)."""
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for bad files; all mean "cannot load"
+        raise RuntimeFailure(f"Keras could not load {Path(path).name}: {error}") from error
+    if not isinstance(model, keras.Model):
+        raise RuntimeFailure(f"{Path(path).name} holds a {type(model).__name__}, not a Keras model")
+    return model
+
+
+def input_specs(model: Any) -> list[InputSpec]:
+    graph = _graph_of(model)
+    names = _input_names(graph)
+    return [InputSpec(name, tuple(t.shape[1:]), str(t.dtype)) for name, t in zip(names, _flat_inputs(graph),
+                                                                                   strict=True)]
+
+
+def build_extractor(model: Any, path: str, call_site: tuple[int, ...] | None = None) -> Any:
+    """A ``keras.Model`` from the model's inputs to the output(s) of layer ``path`` at one call site.
+
+    ``path`` is ``outer/inner/layer`` for layers of nested models; ``call_site`` gives the call index of
+    each path component (default: the first call of each). Keras' own
+    ``Model(outer.input, inner_layer.output)`` fails for nested layers ("not connected to inputs"), so each
+    nested model on the way is cut at its own inputs and re-applied to the tensors that feed it in the
+    enclosing graph: the weights are shared, the numbers are the original model's.
+    """
+    import keras
+
+    parts = path.split("/")
+    calls = tuple(call_site or (0,) * len(parts))
+    if len(calls) != len(parts):
+        raise RuntimeFailure(f"call site {calls} does not match the path {path}")
+    graph = _graph_of(model)
+    outputs = _layer_outputs(graph, parts, calls)
+    return keras.Model(graph.input, outputs[0] if len(outputs) == 1 else outputs, name=f"extract_{parts[-1]}")
+
+
+def run_extractor(extractor: Any, inputs: dict[str, np.ndarray], specs: list[InputSpec]) -> list[np.ndarray]:
+    """Run on one example (a batch axis is added); returns the outputs as numpy arrays without batch axis."""
+    arrays = {spec.name: np.asarray(inputs[spec.name], dtype=spec.dtype)[None, ...] for spec in specs}
+    structure = extractor.input
+    if isinstance(structure, dict):
+        fed: Any = arrays
+    else:
+        fed = list(arrays.values()) if isinstance(structure, list | tuple) else next(iter(arrays.values()))
+    result = extractor(fed, training=False)
+    flat = result if isinstance(result, list | tuple) else [result]
+    return [np.asarray(t)[0] for t in flat]
+
+
+def _layer_outputs(graph: Any, parts: list[str], calls: tuple[int, ...]) -> list[Any]:
+    import keras
+
+    try:
+        layer = graph.get_layer(parts[0])
+    except ValueError as error:
+        raise RuntimeFailure(f"no layer named '{parts[0]}' in {graph.name}") from error
+    nodes = _own_nodes(graph, layer)
+    if calls[0] >= len(nodes):
+        raise RuntimeFailure(f"layer '{parts[0]}' is called {len(nodes)} time(s); call {calls[0]} does not exist")
+    node = nodes[calls[0]]
+    if len(parts) == 1:
+        return list(node.output_tensors)
+    if not isinstance(layer, keras.Model):
+        raise RuntimeFailure(f"'{parts[0]}' is a {type(layer).__name__}, not a nested model")
+    inner_graph = _graph_of(layer)
+    inner_outputs = _layer_outputs(inner_graph, parts[1:], calls[1:])
+    cut = keras.Model(inner_graph.input, inner_outputs)
+    result = cut(*node.arguments.args)
+    return list(result) if isinstance(result, list | tuple) else [result]
+
+
+def _graph_of(model: Any) -> Any:
+    """The Functional graph of a model: itself, or the one a Sequential builds from its input."""
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        functional = getattr(model, "_functional", None)
+        if functional is None:
+            raise RuntimeFailure(f"Sequential model '{model.name}' has no known input shape, so it has no graph")
+        return functional
+    if not hasattr(model, "_nodes_by_depth"):
+        raise RuntimeFailure(f"'{model.name}' is a subclassed model: its connections are Python code")
+    return model
+
+
+def _own_nodes(graph: Any, layer: Any) -> list[Any]:
+    """The layer's calls inside this graph, in the order the saved config numbers them."""
+    from keras.src.ops.function import make_node_key
+
+    return [node for index, node in enumerate(layer._inbound_nodes) if make_node_key(layer, index) in graph._nodes]
+
+
+def _flat_inputs(graph: Any) -> list[Any]:
+    value = graph.input
+    if isinstance(value, dict):
+        return list(value.values())
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _input_names(graph: Any) -> list[str]:
+    value = graph.input
+    if isinstance(value, dict):
+        return list(value.keys())
+    return [t.name for t in _flat_inputs(graph)]

@@ -1,0 +1,94 @@
+"""The live-tier worker process: imports TensorFlow, holds the loaded model, answers requests in order.
+
+A newer ``Compute`` already waiting in the pipe supersedes older ones, so clicking through layers quickly
+only computes the last one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from explorer.core.messages import (
+    COMPUTING,
+    FAILED,
+    LOADING,
+    READY,
+    STARTING,
+    Activation,
+    Compute,
+    Failed,
+    Loaded,
+    LoadModel,
+    Shutdown,
+    Status,
+)
+
+
+def worker_main(connection: Connection) -> None:
+    connection.send(Status(STARTING, "importing TensorFlow"))
+    import keras  # noqa: F401  (the import is the slow part; do it before reporting ready)
+
+    from explorer.core import runtime
+
+    session = _Session(runtime, connection.send)
+    connection.send(Status(READY, "no model loaded"))
+    pending: list[Any] = []
+    while True:
+        if not pending:
+            pending.append(connection.recv())
+        while connection.poll():  # take everything already sent, then keep only the newest compute
+            pending.append(connection.recv())
+        message = pending.pop(0)
+        if isinstance(message, Compute) and any(isinstance(m, Compute) for m in pending):
+            continue
+        if isinstance(message, Shutdown):
+            connection.close()
+            return
+        session.handle(message)
+
+
+class _Session:
+    def __init__(self, runtime: Any, send: Callable[[Any], None]) -> None:
+        self.runtime = runtime
+        self.send = send
+        self.model: Any = None
+        self.specs: list = []
+        self.extractors: dict[tuple[str, tuple[int, ...]], Any] = {}
+
+    def handle(self, message: Any) -> None:
+        try:
+            if isinstance(message, LoadModel):
+                self._load(message)
+            elif isinstance(message, Compute):
+                self._compute(message)
+            else:
+                self.send(Failed(getattr(message, "request", 0), f"unknown request {type(message).__name__}"))
+        except Exception as error:  # a model or layer failing must not end the worker
+            text = str(error) if isinstance(error, self.runtime.RuntimeFailure) else f"{type(error).__name__}: {error}"
+            self.send(Failed(message.request, text))
+            self.send(Status(READY if self.model is not None else FAILED, text))
+
+    def _load(self, message: LoadModel) -> None:
+        self.model, self.specs, self.extractors = None, [], {}
+        self.send(Status(LOADING, message.path))
+        self.model = self.runtime.load_model(message.path)
+        self.specs = self.runtime.input_specs(self.model)
+        self.send(Loaded(message.request, self.model.name, tuple(self.specs)))
+        self.send(Status(READY, self.model.name))
+
+    def _compute(self, message: Compute) -> None:
+        if self.model is None:
+            self.send(Failed(message.request, "no model is loaded"))
+            return
+        self.send(Status(COMPUTING, message.layer))
+        started = time.perf_counter()
+        key = (message.layer, message.call_site)
+        if key not in self.extractors:
+            self.extractors[key] = self.runtime.build_extractor(self.model, message.layer, message.call_site)
+        outputs = self.runtime.run_extractor(self.extractors[key], message.inputs, self.specs)
+        seconds = time.perf_counter() - started
+        self.send(Activation(message.request, message.layer, message.call_site, outputs, seconds))
+        self.send(Status(READY, self.model.name))
