@@ -41,6 +41,13 @@ class FindBar(QWidget):
         self.matches: list[str] = []
         self.position = -1
 
+    def set_graph(self, graph: LayerGraph | None) -> None:
+        """A new model: matches of the previous one no longer mean anything."""
+        self.graph, self.matches, self.position = graph, [], -1
+        self.status.setText("")
+        if self.isVisible():
+            self._search(self.edit.text())
+
     def open(self, graph: LayerGraph | None) -> None:
         self.graph = graph
         self.show()

@@ -18,12 +18,17 @@ def export_scene(scene: QGraphicsScene, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".svg", ".png"):
         raise ValueError(f"unsupported graph format '{path.suffix}': use .svg or .png")
-    scene.clearSelection()
-    source = scene.sceneRect()
-    if suffix == ".svg":
-        _write_svg(scene, source, path)
-    else:
-        _write_png(scene, source, path)
+    selected = scene.selectedItems()
+    scene.clearSelection()  # the export shows the model, not the user's current selection
+    try:
+        source = scene.sceneRect()
+        if suffix == ".svg":
+            _write_svg(scene, source, path)
+        else:
+            _write_png(scene, source, path)
+    finally:
+        for item in selected:
+            item.setSelected(True)
     return path
 
 

@@ -23,6 +23,7 @@ CATEGORY_COLOURS = {
 }
 LABEL_ZOOM = 0.9  # edge shape labels appear from this zoom level on
 PADDING = 8.0
+TITLE_HEIGHT = 26.0  # the frame's title strip: double-clicking it collapses the nested model
 
 
 def box_fonts() -> tuple[QFont, QFont]:
@@ -113,6 +114,10 @@ class FrameItem(QGraphicsRectItem):
         self.label = label
         self.setZValue(0)
         self.setToolTip(f"{label} (nested model, expanded): double-click the frame title to collapse")
+
+    def title_contains(self, point: QPointF) -> bool:
+        rect = self.rect()
+        return rect.contains(point) and point.y() - rect.top() <= TITLE_HEIGHT
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)

@@ -119,7 +119,7 @@ class GraphView(QGraphicsView):
             if isinstance(item, LayerItem) and item.is_group:
                 self.group_toggled.emit(item.path)
                 return
-            if isinstance(item, FrameItem):
+            if isinstance(item, FrameItem) and item.title_contains(self.mapToScene(event.position().toPoint())):
                 self.group_toggled.emit(item.path)
                 return
         super().mouseDoubleClickEvent(event)

@@ -87,7 +87,6 @@ class MainWindow(QMainWindow):
         """Read the file in the background; the graph appears when it is laid out."""
         path = Path(path)
         self.statusBar().showMessage(f"Reading {path.name}…")
-        self.tasks.cancel("layout")
         self.tasks.submit("load", lambda _cancelled: load_graph(path),
                           lambda graph: self._model_loaded(path, graph),
                           lambda error: self.show_error(f"Cannot open {path.name}: {_message(error)}"))
@@ -95,7 +94,9 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, path: Path, graph: LayerGraph) -> None:
         self.graph, self.model_path = graph, path.resolve()
         self.expanded = set()
+        self._pending_selection = None
         self.banner.hide()
+        self.find_bar.set_graph(graph)
         self.setWindowTitle(f"{path.name} — {APP_NAME}")
         self.graph_view.clear()
         self.relayout(keep_view=False)  # first, so Graphviz works while the panels fill

@@ -1,0 +1,225 @@
+"""GUI tests: real .keras files saved by real Keras, real Graphviz, real widgets driven by pytest-qt.
+
+The models are built once per session; what the tests compare against (layer names, parameter counts)
+is read from the live Keras objects, not written by hand.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from explorer.resources import demo_model
+
+DRAW_TIMEOUT_MS = 10000
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A saved model and what Keras says about it."""
+
+    path: Path
+    name: str
+    total_params: int
+    trainable_params: int
+    top_level: tuple[str, ...]  # names of the top-level layers (InputLayers included)
+    layer_paths: tuple[str, ...]  # every layer, nested ones as "outer/inner", parents before children
+    groups: tuple[str, ...]  # paths of the nested models
+    calls: dict[str, int]  # number of times each top-level layer is called by the model
+    params: dict[str, int]  # parameters of each top-level layer (nested models: everything inside)
+
+
+def _layers_of(model: Any) -> list[Any]:
+    """The layers the explorer shows for ``model``: a Sequential model's InputLayer is one of them."""
+    import keras
+
+    return list(model._layers) if isinstance(model, keras.Sequential) else list(model.layers)
+
+
+def _collect(model: Any, prefix: str, paths: list[str], groups: list[str]) -> None:
+    import keras
+
+    for layer in _layers_of(model):
+        path = prefix + layer.name
+        paths.append(path)
+        if isinstance(layer, keras.Model):
+            groups.append(path)
+            _collect(layer, path + "/", paths, groups)
+
+
+def reference_of(model: Any, path: Path) -> ModelRef:
+    from keras.src.ops.function import make_node_key
+
+    paths: list[str] = []
+    groups: list[str] = []
+    _collect(model, "", paths, groups)
+    own_nodes = set(getattr(model, "_nodes", ()))  # the calls that belong to this model's graph
+    calls = {
+        layer.name: sum(make_node_key(layer, i) in own_nodes for i in range(len(layer._inbound_nodes)))
+        for layer in model.layers
+    }
+    return ModelRef(
+        path=path,
+        name=model.name,
+        total_params=model.count_params(),
+        trainable_params=sum(math.prod(int(d) for d in w.shape) for w in model.trainable_weights),
+        top_level=tuple(layer.name for layer in model.layers),
+        layer_paths=tuple(paths),
+        groups=tuple(groups),
+        calls=calls,
+        params={layer.name: layer.count_params() for layer in model.layers},
+    )
+
+
+def build_ui_model() -> Any:
+    """Two inputs, two outputs, a shared Dense called twice, and Functional > Sequential nesting."""
+    import keras
+    from keras import layers
+
+    inner = keras.Sequential(
+        [keras.Input((8,), name="inner_in"), layers.Dense(8, name="inner_dense"),
+         layers.BatchNormalization(name="inner_bn")],
+        name="inner_seq",
+    )
+    block_in = keras.Input((8,), name="block_in")
+    hidden = inner(block_in)
+    hidden = layers.Dense(6, activation="relu", name="block_dense")(hidden)
+    block = keras.Model(block_in, hidden, name="block")
+
+    input_a = keras.Input((8,), name="input_a")
+    input_b = keras.Input((8,), name="input_b")
+    shared = layers.Dense(8, activation="relu", name="shared_dense")
+    encoded_a, encoded_b = shared(input_a), shared(input_b)
+    merged = layers.Concatenate(name="merge")([block(encoded_a), encoded_b])
+    class_out = layers.Dense(3, activation="softmax", name="class_out")(merged)
+    score_out = layers.Dense(1, name="score_out")(merged)
+    return keras.Model([input_a, input_b], [class_out, score_out], name="ui_model")
+
+
+def build_small_sequential() -> Any:
+    """A second, different model: a plain chain."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [keras.Input((4,), name="features"), layers.Dense(3, name="first"), layers.Dense(2, name="second")],
+        name="small_seq",
+    )
+
+
+@dataclass(frozen=True)
+class Models:
+    ui: ModelRef
+    small: ModelRef  # a second, different model
+    demo: ModelRef | None  # the bundled demo model, when the checkout has it
+    folder: Path
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    folder = tmp_path_factory.mktemp("ui_models")
+    model = build_ui_model()
+    path = folder / "ui_model.keras"
+    model.save(path)
+    ui = reference_of(model, path)
+    small_model = build_small_sequential()
+    small_path = folder / "small_seq.keras"
+    small_model.save(small_path)
+    small = reference_of(small_model, small_path)
+    demo = None
+    if demo_model().exists():
+        demo = reference_of(keras.saving.load_model(demo_model(), compile=False), demo_model())
+    return Models(ui, small, demo, folder)
+
+
+@pytest.fixture
+def ui_model(models: Models) -> ModelRef:
+    return models.ui
+
+
+@pytest.fixture
+def settings_path(tmp_path: Path) -> Path:
+    return tmp_path / "settings" / "explorer.ini"
+
+
+@pytest.fixture
+def settings(settings_path: Path) -> QSettings:
+    return QSettings(str(settings_path), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def make_window(qtbot, settings: QSettings) -> Callable[..., Any]:
+    """Create a shown MainWindow (closed by pytest-qt at teardown) using a settings file in tmp_path."""
+    from explorer.ui.main_window import MainWindow
+
+    def make(window_settings: QSettings | None = None) -> MainWindow:
+        window = MainWindow(window_settings if window_settings is not None else settings)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        return window
+
+    return make
+
+
+@pytest.fixture
+def open_and_wait(qtbot) -> Callable[..., None]:
+    """Open a model and wait until its graph is on screen."""
+
+    def open_model(window: Any, path: Path | str) -> None:
+        target = Path(path).resolve()
+        with qtbot.waitSignal(window.graph_drawn, timeout=DRAW_TIMEOUT_MS,
+                              check_params_cb=lambda *_: window.model_path == target):
+            window.open_model(path)
+        assert window.graph_view.items_by_path, "graph_drawn was emitted but nothing is drawn"
+
+    return open_model
+
+
+@pytest.fixture
+def window(make_window, open_and_wait, ui_model: ModelRef) -> Any:
+    """A window showing the session's UI model, fully drawn."""
+    win = make_window()
+    open_and_wait(win, ui_model.path)
+    return win
+
+
+@pytest.fixture
+def wait_drawn(qtbot) -> Callable[..., Any]:
+    """``with wait_drawn(window): ...`` waits for the next graph_drawn caused by the block."""
+
+    def wait(window: Any):
+        return qtbot.waitSignal(window.graph_drawn, timeout=DRAW_TIMEOUT_MS)
+
+    return wait
+
+
+@pytest.fixture
+def python_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for child processes: offscreen Qt, no GPU noise, settings kept under tmp_path."""
+    env = dict(os.environ)
+    env.update(QT_QPA_PLATFORM="offscreen", TF_CPP_MIN_LOG_LEVEL="3", XDG_CONFIG_HOME=str(tmp_path / "config"),
+               HOME=str(tmp_path / "home"), PYTHONFAULTHANDLER="1")
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return env
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable
