@@ -8,10 +8,10 @@ core must say "unknown" (None) rather than guess.
 from __future__ import annotations
 
 import pytest
-from conftest import core_weights, keras_weights, reference_of
 
 from explorer.core.keras_file import load_graph
 from explorer.core.shapes import _IDENTITY, _RULES
+from tests.core.conftest import core_weights, keras_weights, reference_of
 
 # name -> (input shape without batch, layer factory)
 CASES = {

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ALL_MODELS, APPLICATIONS, SMALL_MODELS, Case, core_weights, keras_weights, reference_of
+
+from tests.core.conftest import ALL_MODELS, APPLICATIONS, SMALL_MODELS, Case, core_weights, keras_weights, reference_of
 
 each_model = pytest.mark.parametrize("name", ALL_MODELS)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ALL_MODELS
 
 from explorer.core.keras_file import load_graph
 from explorer.core.summary import format_shape, output_shape_text, summary_dict, summary_text
+from tests.core.conftest import ALL_MODELS
 
 MODEL_KEYS = {"name", "kind", "inputs", "outputs", "total_params", "trainable_params", "non_trainable_params"}
 LAYER_KEYS = {"name", "class_name", "parent", "output_shapes", "params", "calls", "inbound"}
