@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Explore a Keras model: layer graph, summary, layer properties. "
                     f"Headless subcommands: {', '.join(SUBCOMMANDS)} (see 'keras-explorer SUBCOMMAND -h').")
     parser.add_argument("model", nargs="?", help=".keras or .h5 file to open (default: the bundled demo model)")
-    parser.add_argument("--image", help="image to show activations for (default: the demo image)")
+    parser.add_argument("--image", help="image to compute activations on (default: a bundled sample image)")
     options = parser.parse_args(args)
     from explorer.ui.app import run_app  # Qt is imported only when a window is wanted
 

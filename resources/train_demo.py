@@ -7,7 +7,7 @@ Everything is built from images bundled *inside* the scikit-image wheel
 Outputs (next to this script unless ``--out-dir`` is given):
 
 * ``demo_model.keras``   - trained Keras 3 model (``model.save`` format)
-* ``demo_classes.json``  - class names in output order
+* ``demo_model_classes.json``  - class names in output order
 * ``images/*.png|jpg``   - sample images for the explorer (held-out texture
   crops that the model never saw during training, plus one natural photo)
 
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model_path = out_dir / "demo_model.keras"
     model.save(model_path)
-    (out_dir / "demo_classes.json").write_text(json.dumps(CLASSES, indent=2) + "\n")
+    (out_dir / "demo_model_classes.json").write_text(json.dumps(CLASSES, indent=2) + "\n")
 
     # Round-trip check with safe_mode=True (no lambdas / custom objects allowed).
     reloaded = keras.saving.load_model(model_path, safe_mode=True)

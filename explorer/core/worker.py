@@ -6,6 +6,7 @@ only computes the last one.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -28,6 +29,12 @@ from explorer.core.messages import (
 
 
 def worker_main(connection: Connection) -> None:
+    # When the window goes away mid-answer there is nobody left to answer: end quietly.
+    with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
+        _serve(connection)
+
+
+def _serve(connection: Connection) -> None:
     connection.send(Status(STARTING, "importing TensorFlow"))
     import keras  # noqa: F401  (the import is the slow part; do it before reporting ready)
 

@@ -34,6 +34,8 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
     actions = {
         "open": action("open", "&Open Model…", window.choose_model, QKeySequence.StandardKey.Open,
                        "Open a .keras or .h5 model"),
+        "open_image": action("open_image", "Open &Image…", window.choose_image, "Ctrl+I",
+                             "Choose the image activations are computed on"),
         "export_svg": action("export_svg", "Export Graph as &SVG…", lambda: _export(window, "svg")),
         "export_png": action("export_png", "Export Graph as &PNG…", lambda: _export(window, "png")),
         "quit": action("quit", "&Quit", window.close, QKeySequence.StandardKey.Quit),
@@ -49,7 +51,7 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
     }
     menu_bar = window.menuBar()
     file_menu = menu_bar.addMenu("&File")
-    file_menu.addAction(actions["open"])
+    file_menu.addActions([actions["open"], actions["open_image"]])
     recent = file_menu.addMenu("Open &Recent")
     recent.setObjectName("recentMenu")
     recent.aboutToShow.connect(lambda: _fill_recent(window, recent))
@@ -64,14 +66,15 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
     toolbar = window.addToolBar("Main")
     toolbar.setObjectName("mainToolbar")
     toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-    toolbar.addActions([actions[n] for n in ("open", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all",
-                                             "find")])
+    toolbar.addActions([actions[n] for n in ("open", "open_image", "fit", "zoom_in", "zoom_out", "expand_all",
+                                             "collapse_all", "find")])
     window.statusBar().addPermanentWidget(category_legend())
     return actions
 
 
 _ICONS = {
     "open": QStyle.StandardPixmap.SP_DialogOpenButton,
+    "open_image": QStyle.StandardPixmap.SP_FileDialogDetailedView,
     "fit": QStyle.StandardPixmap.SP_TitleBarMaxButton,
     "zoom_in": QStyle.StandardPixmap.SP_ArrowUp,
     "zoom_out": QStyle.StandardPixmap.SP_ArrowDown,

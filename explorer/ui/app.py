@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QApplication
 
 from explorer import __version__
-from explorer.resources import demo_model
+from explorer.resources import demo_images, demo_model
 from explorer.ui.main_window import MainWindow
 
 
@@ -21,4 +21,7 @@ def run_app(model: str | None = None, image: str | None = None) -> int:
     window.show()
     target = Path(model) if model else demo_model()
     window.open_later(target)
+    picture = image or next(iter(demo_images()), None)
+    if picture:
+        window.open_image(picture)
     return app.exec()

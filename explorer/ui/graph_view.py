@@ -65,15 +65,16 @@ class GraphView(QGraphicsView):
     def select(self, path: str, center: bool = True) -> bool:
         """Select the box of ``path`` (or of the collapsed group holding it); False if not drawn."""
         item = self.items_by_path.get(self._drawn_ancestor(path))
-        if item is None:
-            return False
         self._muted = True
         self.scene().clearSelection()
-        item.setSelected(True)
+        if item is not None:
+            item.setSelected(True)
         self._muted = False
-        if center:
-            self.centerOn(item)
-        return True
+        frame = next((i for i in self.scene().items() if isinstance(i, FrameItem) and i.path == path), None)
+        target = item or frame  # an expanded nested model is a frame, not a box
+        if center and target is not None:
+            self.centerOn(target)
+        return item is not None
 
     def _drawn_ancestor(self, path: str) -> str:
         graph = self.graph

@@ -14,15 +14,19 @@ from explorer.core.keras_file import load_graph
 from explorer.core.layout import Layout, compute_layout
 from explorer.core.view_graph import ViewGraph, build_view
 from explorer.ui.actions import install_actions
+from explorer.ui.activations import ActivationsPanel
 from explorer.ui.find_bar import FindBar
 from explorer.ui.graph_scene import box_sizes
 from explorer.ui.graph_view import GraphView
+from explorer.ui.input_panel import IMAGE_FILTER
 from explorer.ui.inspector import Inspector
+from explorer.ui.live_client import LiveClient
 from explorer.ui.summary_table import SummaryPanel
 from explorer.ui.tasks import TaskRunner
 
 APP_NAME = "Keras Explorer"
 MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5);;All files (*)"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 MAX_RECENT = 10
 
 
@@ -30,7 +34,7 @@ class MainWindow(QMainWindow):
     graph_drawn = Signal()  # the current model's graph is on screen (tests and benchmarks wait for it)
     model_failed = Signal(str)
 
-    def __init__(self, settings: QSettings | None = None) -> None:
+    def __init__(self, settings: QSettings | None = None, live: LiveClient | None = None) -> None:
         super().__init__()
         self.settings = settings or QSettings()
         self.graph: LayerGraph | None = None
@@ -61,10 +65,16 @@ class MainWindow(QMainWindow):
 
         self.summary = SummaryPanel()
         self.inspector = Inspector()
+        self.live = live or LiveClient(self)
+        self.activations = ActivationsPanel(self.live)
+        self.activations_dock = self._dock("Activations", self.activations, Qt.DockWidgetArea.RightDockWidgetArea)
         self.summary_dock = self._dock("Summary", self.summary, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.inspector_dock = self._dock("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.resizeDocks([self.inspector_dock], [380], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.summary_dock], [230], Qt.Orientation.Vertical)
+        self.inspector_dock = self._dock("Inspector", self.inspector, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(self.summary_dock, self.inspector_dock, Qt.Orientation.Horizontal)
+        self.resizeDocks([self.activations_dock], [620], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.summary_dock], [250], Qt.Orientation.Vertical)
+        self.statusBar().addPermanentWidget(self.activations.status)
+        self.activations.failed.connect(lambda message: self.statusBar().showMessage(message, 8000))
 
         self.actions_by_name = install_actions(self)
         self.graph_view.layer_selected.connect(self.select_layer)
@@ -74,6 +84,7 @@ class MainWindow(QMainWindow):
         self.find_bar.match_chosen.connect(self.select_layer)
         self.statusBar().showMessage("Open a Keras model (Ctrl+O) or drop a .keras file here")
         self._restore_state()
+        QTimer.singleShot(0, self.live.start)  # TensorFlow loads in its own process while the window shows
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -102,6 +113,7 @@ class MainWindow(QMainWindow):
         self.relayout(keep_view=False)  # first, so Graphviz works while the panels fill
         self.summary.set_graph(graph)
         self.inspector.show_model(graph)
+        self.activations.set_model(self.model_path, graph)
         self.add_recent(str(self.model_path))
 
     def relayout(self, keep_view: bool = True) -> None:
@@ -148,6 +160,8 @@ class MainWindow(QMainWindow):
         self.summary.select(path)
         if self.inspector.current != path:
             self.inspector.show_layer(self.graph, path)
+        if self.activations.layer != path:
+            self.activations.show_layer(path)
 
     def _collapsed_ancestors(self, path: str) -> list[str]:
         ancestors, parent = [], self.graph.node(path).parent
@@ -177,6 +191,15 @@ class MainWindow(QMainWindow):
         if path:
             self.open_model(path)
 
+    def choose_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", str(Path.home()), IMAGE_FILTER)
+        if path:
+            self.open_image(path)
+
+    def open_image(self, path: str | Path) -> None:
+        if self.activations.set_image(str(path)):
+            self.statusBar().showMessage(f"Image {Path(path).name}")
+
     def recent_files(self) -> list[str]:
         value = self.settings.value("recentFiles", [])
         return [value] if isinstance(value, str) else list(value or [])
@@ -192,7 +215,10 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event: QDropEvent) -> None:
         files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if files:
-            self.open_model(files[0])
+            if Path(files[0]).suffix.lower() in IMAGE_SUFFIXES:
+                self.open_image(files[0])
+            else:
+                self.open_model(files[0])
             event.acceptProposedAction()
 
     # -- state
@@ -208,6 +234,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())
         self.tasks.shutdown()
+        self.live.stop()
         super().closeEvent(event)
 
     def open_later(self, path: str | Path) -> None:

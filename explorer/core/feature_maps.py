@@ -1,0 +1,117 @@
+"""How a layer output is shown: its kind, statistics, channel order and the tiled mosaic of channels.
+
+Drawing thousands of channels as one image (instead of one widget per tile) is what keeps a
+2048-channel grid fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+SPATIAL, VECTOR, SEQUENCE, SCALAR, VOLUME = "spatial", "vector", "sequence", "scalar", "volume"
+ORDERS = ("index", "mean", "max")
+
+
+def output_kind(array: np.ndarray) -> str:
+    """(H, W, C) -> spatial, (C,) -> vector, (T, C) -> sequence, () -> scalar, rank >= 4 -> volume."""
+    return {0: SCALAR, 1: VECTOR, 2: SEQUENCE, 3: SPATIAL}.get(array.ndim, VOLUME)
+
+
+@dataclass(frozen=True)
+class Stats:
+    minimum: float
+    maximum: float
+    mean: float
+    dead_fraction: float  # channels that are zero everywhere (dead ReLUs)
+    channels: int
+
+    def text(self) -> str:
+        return (f"min {self.minimum:.4g} · max {self.maximum:.4g} · mean {self.mean:.4g} · "
+                f"dead channels {self.dead_fraction:.0%} of {self.channels}")
+
+
+def statistics(array: np.ndarray) -> Stats:
+    values = np.asarray(array, dtype=np.float32)
+    if values.size == 0:
+        return Stats(0.0, 0.0, 0.0, 0.0, 0)
+    channels = values.reshape(-1, values.shape[-1]) if values.ndim >= 1 else values.reshape(1, 1)
+    dead = float(np.mean(np.all(channels == 0, axis=0)))
+    return Stats(float(values.min()), float(values.max()), float(values.mean()), dead, channels.shape[1])
+
+
+def channel_order(maps: np.ndarray, order: str = "index") -> np.ndarray:
+    """Channel indices of an (H, W, C) array: as stored, or by decreasing mean or max activation."""
+    channels = maps.shape[-1]
+    if order == "index":
+        return np.arange(channels)
+    flat = maps.reshape(-1, channels)
+    score = flat.mean(axis=0) if order == "mean" else flat.max(axis=0)
+    return np.argsort(-score, kind="stable")
+
+
+@dataclass(frozen=True)
+class Mosaic:
+    image: np.ndarray  # (rows * (h + gap), cols * (w + gap)) float32 in [0, 1], NaN in the gaps
+    columns: int
+    rows: int
+    tile_height: int
+    tile_width: int
+    gap: int
+    channels: np.ndarray  # channel shown in each tile, row-major
+
+    def tile_at(self, x: float, y: float) -> int | None:
+        """The channel under mosaic pixel (x, y), or None for a gap or outside."""
+        column, row = int(x // (self.tile_width + self.gap)), int(y // (self.tile_height + self.gap))
+        inside_x = x - column * (self.tile_width + self.gap) < self.tile_width
+        inside_y = y - row * (self.tile_height + self.gap) < self.tile_height
+        index = row * self.columns + column
+        if x < 0 or y < 0 or column >= self.columns or not (inside_x and inside_y) or index >= len(self.channels):
+            return None
+        return int(self.channels[index])
+
+
+def mosaic(maps: np.ndarray, order: str = "index", shared_scale: bool = False, gap: int = 1) -> Mosaic:
+    """Tile the channels of an (H, W, C) array into one image, each tile scaled to [0, 1].
+
+    With ``shared_scale`` all tiles use the layer's global range (compare channels); otherwise each tile its
+    own (see each channel's pattern).
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    height, width, channels = maps.shape
+    chosen = channel_order(maps, order)
+    columns = max(1, math.ceil(math.sqrt(channels * height / max(width, 1))))
+    rows = math.ceil(channels / columns)
+    tiles = np.moveaxis(maps[:, :, chosen], -1, 0)  # (C, H, W)
+    if shared_scale:
+        low, high = float(tiles.min()), float(tiles.max())
+        scaled = (tiles - low) / (high - low if high > low else 1.0)
+    else:
+        low = tiles.min(axis=(1, 2), keepdims=True)
+        span = tiles.max(axis=(1, 2), keepdims=True) - low
+        scaled = (tiles - low) / np.where(span > 0, span, 1.0)
+    padded = np.full((rows * columns, height + gap, width + gap), np.nan, dtype=np.float32)
+    padded[:channels, :height, :width] = scaled
+    image = padded.reshape(rows, columns, height + gap, width + gap).transpose(0, 2, 1, 3)
+    image = image.reshape(rows * (height + gap), columns * (width + gap))
+    return Mosaic(image, columns, rows, height, width, gap, chosen)
+
+
+def top_k(vector: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
+    values = np.asarray(vector, dtype=np.float64).ravel()
+    best = np.argsort(-values, kind="stable")[:k]
+    return [(int(i), float(values[i])) for i in best]
+
+
+def looks_like_probabilities(vector: np.ndarray) -> bool:
+    """A softmax output: non-negative values summing to one."""
+    values = np.asarray(vector, dtype=np.float64).ravel()
+    return values.size > 1 and bool(np.all(values >= 0)) and abs(float(values.sum()) - 1.0) < 1e-3
+
+
+def slice_to_spatial(array: np.ndarray, indices: tuple[int, ...]) -> np.ndarray:
+    """For rank >= 4 outputs (e.g. 3-D convolutions): fix the leading axes to get an (H, W, C) array."""
+    leading = array.ndim - 3
+    return array[tuple(indices[:leading])] if leading > 0 else array

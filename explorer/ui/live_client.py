@@ -1,0 +1,50 @@
+"""Qt face of the live tier: worker events become signals delivered on the GUI thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from explorer.core.live import LiveTier, WorkerLost
+from explorer.core.messages import Activation, Failed, Loaded, Status
+
+
+class LiveClient(QObject):
+    status_changed = Signal(str, str)  # state, detail
+    model_loaded = Signal(object)  # Loaded
+    activation_ready = Signal(object)  # Activation
+    request_failed = Signal(int, str)
+    worker_lost = Signal(str)
+
+    def __init__(self, parent: QObject | None = None, **tier_options: Any) -> None:
+        super().__init__(parent)
+        self.tier = LiveTier(self._dispatch, **tier_options)
+        self.state = "stopped"
+
+    def start(self) -> None:
+        self.tier.start()
+
+    def stop(self) -> None:
+        self.tier.stop()
+
+    def load(self, path: str) -> int:
+        return self.tier.load(path)
+
+    def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:
+        return self.tier.compute(layer, call_site, inputs)
+
+    def _dispatch(self, event: Any) -> None:
+        """Runs on the tier's reader thread; Qt queues each signal to the receivers' (GUI) thread."""
+        if isinstance(event, Status):
+            self.state = event.state
+            self.status_changed.emit(event.state, event.detail)
+        elif isinstance(event, Loaded):
+            self.model_loaded.emit(event)
+        elif isinstance(event, Activation):
+            self.activation_ready.emit(event)
+        elif isinstance(event, Failed):
+            self.request_failed.emit(event.request, event.message)
+        elif isinstance(event, WorkerLost):
+            self.worker_lost.emit(event.reason)
