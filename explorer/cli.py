@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("summary", "graph")
+SUBCOMMANDS = ("summary", "graph", "activations")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,18 +37,45 @@ def _headless(args: list[str]) -> int:
     graph.add_argument("model")
     graph.add_argument("-o", "--output", required=True, help="OUT.svg or OUT.png")
     graph.add_argument("--expand", action="store_true", help="draw nested models expanded")
+    _add_activations_parser(commands)
     options = parser.parse_args(args)
+    from explorer.core.images import ImageError
     from explorer.core.keras_file import ModelFileError, load_graph
     from explorer.core.layout import LayoutError
+    from explorer.core.runtime import RuntimeFailure
 
     try:
         model_graph = load_graph(options.model)
         if options.command == "summary":
             return _summary(model_graph, options.json)
+        if options.command == "activations":
+            from explorer.activations_cli import run_activations
+
+            return run_activations(model_graph, options)
         return _graph(model_graph, options.output, options.expand)
-    except (ModelFileError, LayoutError, ValueError, OSError) as error:
+    except (ModelFileError, LayoutError, RuntimeFailure, ImageError, ValueError, OSError) as error:
         print(f"keras-explorer: {error}", file=sys.stderr)
         return 1
+
+
+def _add_activations_parser(commands: argparse._SubParsersAction) -> None:
+    from explorer.core.images import PRESETS
+
+    command = commands.add_parser(
+        "activations", help="compute one layer's output on an image or array (runs TensorFlow)",
+        description="Compute the output of one layer. A layer inside a nested model is named outer/inner.")
+    command.add_argument("model")
+    command.add_argument("--layer", required=True, help="layer path, e.g. conv1 or block/conv")
+    command.add_argument("--call", type=int, default=0, help="0-based call site of a shared layer (default 0)")
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", help="image file, fitted to the model input")
+    source.add_argument("--input", action="append", metavar="[NAME=]X.npy",
+                        help="array fed as is (with or without the batch axis); NAME= picks the input of a "
+                             "multi-input model; repeatable")
+    command.add_argument("--preprocess", choices=PRESETS[:-1], help="preset for --image (default: suggested)")
+    target = command.add_mutually_exclusive_group(required=True)
+    target.add_argument("-o", "--output", help="GRID.png: the output drawn as in the window")
+    target.add_argument("--npy", help="OUT.npy: the raw output for this input, batch axis removed")
 
 
 def _summary(model_graph, as_json: bool) -> int:

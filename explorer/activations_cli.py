@@ -1,0 +1,76 @@
+"""``keras-explorer activations``: one layer's output on one input, written as a picture or an array."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from explorer.core.graph import LayerGraph
+from explorer.core.images import Preprocessing, load_image, suggest_preprocessing
+from explorer.core.inputs import IMAGE, ZEROS, InputSource, load_npy, prepare_input
+from explorer.core.runtime import InputSpec, RuntimeFailure, build_extractor, input_specs, load_model, run_extractor
+
+
+def run_activations(graph: LayerGraph, options: argparse.Namespace) -> int:
+    if options.layer not in graph:
+        raise RuntimeFailure(f"no layer '{options.layer}' in {graph.name} (see 'keras-explorer summary')")
+    sites = graph.call_sites(options.layer)
+    if not 0 <= options.call < len(sites):
+        raise RuntimeFailure(f"layer '{options.layer}' runs at {len(sites)} call site(s): --call 0..{len(sites) - 1}")
+    model = load_model(options.model)
+    specs = input_specs(model)
+    inputs = _inputs_from_arrays(specs, options.input) if options.input else _inputs_from_image(graph, specs, options)
+    outputs = run_extractor(build_extractor(model, options.layer, sites[options.call]), inputs, specs)
+    written = _write(outputs, options)
+    for path in written:
+        print(path)
+    return 0
+
+
+def _inputs_from_image(graph: LayerGraph, specs: list[InputSpec], options: argparse.Namespace) -> dict:
+    image = load_image(options.image)
+    if options.preprocess:
+        preprocessing = Preprocessing(options.preprocess)
+    else:
+        classes = [n.class_name for n in graph.nodes if not n.is_group]
+        preprocessing = suggest_preprocessing(classes, graph.name, None)
+        print(f"preprocessing: {preprocessing.preset} ({preprocessing.reason})", file=sys.stderr)
+    arrays = {}
+    for position, spec in enumerate(specs):
+        source = InputSource(IMAGE if position == 0 else ZEROS)
+        arrays[spec.name] = prepare_input(spec, source, image, preprocessing).array
+    return arrays
+
+
+def _inputs_from_arrays(specs: list[InputSpec], values: list[str]) -> dict:
+    named = dict(value.split("=", 1) if "=" in value and not os.path.exists(value) else ("", value)
+                 for value in values)
+    if "" in named and len(specs) > 1:
+        raise RuntimeFailure(f"the model has {len(specs)} inputs ({', '.join(s.name for s in specs)}): "
+                             "pass --input NAME=X.npy for each")
+    arrays = {}
+    for spec in specs:
+        path = named.get(spec.name, named.get("") if len(specs) == 1 else None)
+        if path is None:
+            raise RuntimeFailure(f"no --input given for model input '{spec.name}'")
+        arrays[spec.name] = load_npy(path, spec)
+    return arrays
+
+
+def _write(outputs: list[np.ndarray], options: argparse.Namespace) -> list[Path]:
+    target = Path(options.npy or options.output)
+    paths = [target] if len(outputs) == 1 else [
+        target.with_name(f"{target.stem}_{index}{target.suffix}") for index in range(len(outputs))]
+    for path, output in zip(paths, outputs, strict=True):
+        if options.npy:
+            np.save(path, output)
+        else:
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+            from explorer.ui.feature_export import save_output_png
+
+            save_output_png(output, path)
+    return paths
