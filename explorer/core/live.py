@@ -7,6 +7,7 @@ TensorFlow.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import multiprocessing
@@ -46,6 +47,10 @@ class LiveTier:
         self._model_path: str | None = None
         self._stopping = False
         self.peak_rss = 0
+        atexit.register(self.detach)  # at interpreter exit the worker dies with us: do not restart it
+
+    def detach(self) -> None:
+        self._stopping = True
 
     # -- lifecycle
     def start(self) -> None:
@@ -81,6 +86,8 @@ class LiveTier:
         self.on_event(Status(STOPPED))
 
     def restart(self, reason: str) -> None:
+        if self._stopping:
+            return
         self._kill()
         self.on_event(WorkerLost(reason))
         self.start()

@@ -37,6 +37,12 @@ class LiveClient(QObject):
 
     def _dispatch(self, event: Any) -> None:
         """Runs on the tier's reader thread; Qt queues each signal to the receivers' (GUI) thread."""
+        try:
+            self._emit(event)
+        except RuntimeError:  # the window (and this object) is gone: stop the worker, nobody is listening
+            self.tier.detach()
+
+    def _emit(self, event: Any) -> None:
         if isinstance(event, Status):
             self.state = event.state
             self.status_changed.emit(event.state, event.detail)

@@ -34,7 +34,8 @@ class MainWindow(QMainWindow):
     graph_drawn = Signal()  # the current model's graph is on screen (tests and benchmarks wait for it)
     model_failed = Signal(str)
 
-    def __init__(self, settings: QSettings | None = None, live: LiveClient | None = None) -> None:
+    def __init__(self, settings: QSettings | None = None, live: LiveClient | None = None,
+                 start_live: bool = True) -> None:
         super().__init__()
         self.settings = settings or QSettings()
         self.graph: LayerGraph | None = None
@@ -84,7 +85,8 @@ class MainWindow(QMainWindow):
         self.find_bar.match_chosen.connect(self.select_layer)
         self.statusBar().showMessage("Open a Keras model (Ctrl+O) or drop a .keras file here")
         self._restore_state()
-        QTimer.singleShot(0, self.live.start)  # TensorFlow loads in its own process while the window shows
+        if start_live:  # TensorFlow loads in its own process while the window shows
+            QTimer.singleShot(0, self.live.start)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)

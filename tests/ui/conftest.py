@@ -169,7 +169,8 @@ def make_window(qtbot, settings: QSettings) -> Callable[..., Any]:
     from explorer.ui.main_window import MainWindow
 
     def make(window_settings: QSettings | None = None) -> MainWindow:
-        window = MainWindow(window_settings if window_settings is not None else settings)
+        # The structure view needs no TensorFlow: these windows run without the live-tier worker.
+        window = MainWindow(window_settings if window_settings is not None else settings, start_live=False)
         qtbot.addWidget(window)
         window.show()
         qtbot.waitExposed(window)
