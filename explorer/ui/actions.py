@@ -38,6 +38,8 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
                              "Choose the image activations are computed on"),
         "export_svg": action("export_svg", "Export Graph as &SVG…", lambda: _export(window, "svg")),
         "export_png": action("export_png", "Export Graph as &PNG…", lambda: _export(window, "png")),
+        "cache_budget": action("cache_budget", "Activation &Cache Size…", window.choose_cache_budget,
+                               tip="Memory kept for computed layer outputs (default 1 GB)"),
         "quit": action("quit", "&Quit", window.close, QKeySequence.StandardKey.Quit),
         "find": action("find", "&Find Layer…", lambda: window.find_bar.open(window.graph),
                        QKeySequence.StandardKey.Find, "Find a layer by name or class"),
@@ -62,7 +64,10 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
     view_menu = menu_bar.addMenu("&View")
     view_menu.addActions([actions[n] for n in ("find", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all")])
     view_menu.addSeparator()
-    view_menu.addActions([window.summary_dock.toggleViewAction(), window.inspector_dock.toggleViewAction()])
+    view_menu.addActions([window.summary_dock.toggleViewAction(), window.inspector_dock.toggleViewAction(),
+                          window.activations_dock.toggleViewAction()])
+    settings_menu = menu_bar.addMenu("&Settings")
+    settings_menu.addAction(actions["cache_budget"])
     toolbar = window.addToolBar("Main")
     toolbar.setObjectName("mainToolbar")
     toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)

@@ -46,6 +46,7 @@ class ActivationsPanel(QWidget):
         self.class_names: list[str] = []
         self.requested_at = 0.0
         self.outputs: list[np.ndarray] = []
+        self._lost_request = False
 
         self.inputs = InputPanel()
         self.title = QLabel("No layer selected")
@@ -82,12 +83,13 @@ class ActivationsPanel(QWidget):
         client.model_loaded.connect(self._model_loaded)
         client.activation_ready.connect(self._activation_ready)
         client.request_failed.connect(self._request_failed)
-        client.worker_lost.connect(lambda reason: self._set_status("failed", f"worker restarted: {reason}"))
+        client.worker_lost.connect(self._worker_lost)
         client.status_changed.connect(self._set_status)
 
     # -- model and image
     def set_model(self, path: Path, graph: LayerGraph) -> None:
-        self.graph, self.layer, self.cache = graph, None, ActivationCache(self.cache.budget)
+        self.graph, self.layer = graph, None
+        self.cache.clear()
         self.class_names = _class_names(path)
         self.specs = [InputSpec(p.name, tuple(p.shape[1:]), "float32") for p in graph.inputs if p.shape]
         self.inputs.set_specs(self.specs, self._suggestion())
@@ -118,6 +120,16 @@ class ActivationsPanel(QWidget):
             self.specs = list(loaded.inputs)
             self.inputs.set_specs(self.specs, self._suggestion())
             self._inputs_changed()
+        elif self._lost_request:  # the worker was restarted: ask again for what is on screen
+            self._request()
+        self._lost_request = False
+
+    def _worker_lost(self, reason: str) -> None:
+        self._lost_request = self.latest_request > 0
+        self._stop_progress()
+        self._set_status("failed", f"worker restarted: {reason}")
+        self.view.show_message(f"The live tier stopped ({reason}). It is restarting; the layer is recomputed "
+                               "once the model is loaded again.")
 
     def _inputs_changed(self) -> None:
         self.inputs_version += 1

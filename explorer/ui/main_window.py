@@ -7,8 +7,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QVBoxLayout, QWidget
 
+from explorer.core.cache import DEFAULT_BUDGET
 from explorer.core.graph import LayerGraph
 from explorer.core.keras_file import load_graph
 from explorer.core.layout import Layout, compute_layout
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.activations_dock], [620], Qt.Orientation.Horizontal)
         self.resizeDocks([self.summary_dock], [250], Qt.Orientation.Vertical)
         self.statusBar().addPermanentWidget(self.activations.status)
+        self.activations.cache.set_budget(int(self.settings.value("activationCacheBytes", DEFAULT_BUDGET)))
         self.activations.failed.connect(lambda message: self.statusBar().showMessage(message, 8000))
 
         self.actions_by_name = install_actions(self)
@@ -201,6 +203,17 @@ class MainWindow(QMainWindow):
     def open_image(self, path: str | Path) -> None:
         if self.activations.set_image(str(path)):
             self.statusBar().showMessage(f"Image {Path(path).name}")
+
+    def choose_cache_budget(self) -> None:
+        current = self.activations.cache.budget >> 20
+        megabytes, accepted = QInputDialog.getInt(
+            self, "Activation cache", "Memory kept for computed layer outputs (MB):", current, 0, 1 << 20, 256)
+        if accepted:
+            self.set_cache_budget(megabytes << 20)
+
+    def set_cache_budget(self, budget: int) -> None:
+        self.activations.cache.set_budget(budget)
+        self.settings.setValue("activationCacheBytes", budget)
 
     def recent_files(self) -> list[str]:
         value = self.settings.value("recentFiles", [])
