@@ -73,15 +73,24 @@ class Mosaic:
         return int(self.channels[index])
 
 
-def mosaic(maps: np.ndarray, order: str = "index", shared_scale: bool = False, gap: int = 1) -> Mosaic:
+MAX_MOSAIC_PIXELS = 2048 * 2048  # beyond screen resolution: larger maps are subsampled for the grid
+
+
+def mosaic(maps: np.ndarray, order: str = "index", shared_scale: bool = False, gap: int = 1,
+           max_pixels: int = MAX_MOSAIC_PIXELS) -> Mosaic:
     """Tile the channels of an (H, W, C) array into one image, each tile scaled to [0, 1].
 
     With ``shared_scale`` all tiles use the layer's global range (compare channels); otherwise each tile its
-    own (see each channel's pattern).
+    own (see each channel's pattern). Tiles are subsampled (every n-th pixel) when the grid would exceed
+    ``max_pixels``: a 300x300x192 map would otherwise make a 4214x4214 image nobody can see at once.
     """
     maps = np.asarray(maps, dtype=np.float32)
     height, width, channels = maps.shape
-    chosen = channel_order(maps, order)
+    chosen = channel_order(maps, order)  # on the full maps, so the order is exact
+    step = max(1, math.ceil(math.sqrt(height * width * channels / max_pixels)))
+    if step > 1:
+        maps = maps[::step, ::step, :]
+        height, width = maps.shape[:2]
     columns = max(1, math.ceil(math.sqrt(channels * height / max(width, 1))))
     rows = math.ceil(channels / columns)
     tiles = np.moveaxis(maps[:, :, chosen], -1, 0)  # (C, H, W)

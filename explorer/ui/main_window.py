@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
         self.model_path: Path | None = None
         self.expanded: set[str] = set()
         self._pending_selection: str | None = None
+        self._live_pending = False
         self.tasks = TaskRunner(self)
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -117,7 +118,7 @@ class MainWindow(QMainWindow):
         self.relayout(keep_view=False)  # first, so Graphviz works while the panels fill
         self.summary.set_graph(graph)
         self.inspector.show_model(graph)
-        self.activations.set_model(self.model_path, graph)
+        self._live_pending = True  # the worker loads the model once the graph is drawn, not competing with it
         self.add_recent(str(self.model_path))
 
     def relayout(self, keep_view: bool = True) -> None:
@@ -131,10 +132,20 @@ class MainWindow(QMainWindow):
             return compute_layout(view, sizes, cancelled)
 
         self.tasks.submit("layout", work, lambda layout: self._draw(view, layout, keep_view),
-                          lambda error: self.show_error(f"Cannot lay out the graph: {_message(error)}"))
+                          lambda error: self._layout_failed(error))
+
+    def _layout_failed(self, error: BaseException) -> None:
+        self.show_error(f"Cannot lay out the graph: {_message(error)}")
+        self._start_live()  # activations do not need the drawing
+
+    def _start_live(self) -> None:
+        if self._live_pending and self.graph is not None:
+            self._live_pending = False
+            self.activations.set_model(self.model_path, self.graph)
 
     def _draw(self, view: ViewGraph, layout: Layout, keep_view: bool) -> None:
         self.graph_view.show_layout(view, layout, keep_view)
+        self._start_live()
         graph = view.graph
         total = graph.totals[0]
         self.statusBar().showMessage(

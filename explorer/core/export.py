@@ -1,0 +1,182 @@
+"""Feature-extractor export: save, verify in a fresh process, record provenance, and the Python snippet.
+
+An export is only reported done after the saved file has been loaded back in a new process and its outputs
+compared with the original model's; a file that fails is removed, never left looking valid.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import multiprocessing
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from explorer.core.runtime import RuntimeFailure, build_extractor, load_model, run_extractor
+
+KERAS, SAVEDMODEL = "keras", "savedmodel"
+FORMATS = (KERAS, SAVEDMODEL)
+TOLERANCE = 1e-6
+METADATA_KEY = "keras_explorer_export"
+SAVEDMODEL_METADATA = "keras_explorer_export.json"
+VERIFY_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class Target:
+    layer: str
+    call_site: tuple[int, ...]
+
+    @property
+    def output_name(self) -> str:
+        """A name usable as a Keras output and a SavedModel signature key."""
+        name = self.layer.replace("/", "__")
+        return name if not any(self.call_site) else f"{name}__call{'_'.join(map(str, self.call_site))}"
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: str
+    format: str
+    outputs: tuple[str, ...]
+    max_abs_diff: float
+    verified: bool
+    message: str
+
+
+def build_multi_extractor(model: Any, targets: list[Target]) -> Any:
+    """One model whose outputs are the targets' outputs: a tensor for one target, a dict named after them for
+    several. Layers with several outputs contribute their first (the one the window shows by default)."""
+    import keras
+
+    tensors = {}
+    for target in targets:
+        extractor = build_extractor(model, target.layer, target.call_site)
+        output = extractor.output[0] if isinstance(extractor.output, list | tuple) else extractor.output
+        tensors[target.output_name] = keras.layers.Identity(name=target.output_name)(output)
+    outputs = next(iter(tensors.values())) if len(tensors) == 1 else tensors
+    return keras.Model(model.input, outputs, name=f"{model.name}_features")
+
+
+def provenance(source: str | Path, targets: list[Target]) -> dict[str, Any]:
+    return {
+        "source": str(Path(source).resolve()),
+        "layers": [{"layer": t.layer, "call_site": list(t.call_site), "output": t.output_name} for t in targets],
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "tool": "keras-explorer",
+    }
+
+
+def export_extractor(model: Any, source: str | Path, targets: list[Target], out_path: str | Path,
+                     fmt: str, inputs: dict[str, np.ndarray]) -> ExportReport:
+    """Build, save, record provenance and verify; returns the report (``verified`` False means removed)."""
+    if fmt not in FORMATS:
+        raise RuntimeFailure(f"unknown export format {fmt!r}; choose {' or '.join(FORMATS)}")
+    if not targets:
+        raise RuntimeFailure("choose at least one layer to export")
+    out = Path(out_path)
+    extractor = build_multi_extractor(model, targets)
+    names = [t.output_name for t in targets]
+    expected = _in_order(extractor, run_extractor(extractor, inputs, _specs(extractor)), names)
+    info = provenance(source, targets)
+    if fmt == KERAS:
+        if out.suffix != ".keras":
+            raise RuntimeFailure(f"{out.name}: a Keras export must end in .keras")
+        extractor.save(out)
+        _add_metadata(out, info)
+    else:
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        extractor.export(str(out), format="tf_saved_model", verbose=False)
+        (out / SAVEDMODEL_METADATA).write_text(json.dumps(info, indent=2))
+    return _verify(out, fmt, inputs, expected, names)
+
+
+def read_export_metadata(path: str | Path) -> dict[str, Any] | None:
+    """Provenance recorded by an export, or None for other files (no TensorFlow needed)."""
+    file = Path(path)
+    try:
+        if file.is_dir():
+            return json.loads((file / SAVEDMODEL_METADATA).read_text())
+        with zipfile.ZipFile(file) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+        return metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def _add_metadata(path: Path, info: dict[str, Any]) -> None:
+    """Record provenance in the archive's metadata.json (Keras only reads its own keys from it)."""
+    temporary = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED) as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata[METADATA_KEY] = info
+                data = json.dumps(metadata).encode()
+            target.writestr(item, data)
+    temporary.replace(path)
+
+
+def _in_order(model: Any, outputs: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
+    """Outputs come flattened (a dict's keys sorted, as Keras flattens); return them in ``names`` order."""
+    if not isinstance(model.output, dict):
+        return outputs
+    flat_names = sorted(model.output)
+    return [outputs[flat_names.index(name)] for name in names]
+
+
+def _specs(extractor: Any) -> list:
+    from explorer.core.runtime import input_specs
+
+    return input_specs(extractor)
+
+
+def _verify(out: Path, fmt: str, inputs: dict[str, np.ndarray], expected: list[np.ndarray],
+            names: list[str]) -> ExportReport:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        pending = pool.apply_async(reload_and_run, (str(out), fmt, inputs, names))
+        try:
+            got = pending.get(VERIFY_TIMEOUT_S)
+        except Exception as error:  # whatever went wrong in the fresh process, the export is not verified
+            got = f"{type(error).__name__}: {error}"
+    if isinstance(got, str):
+        diff, message = float("inf"), f"the saved model could not be run again: {got}"
+    elif len(got) != len(expected) or any(g.shape != e.shape for g, e in zip(got, expected, strict=False)):
+        diff, message = float("inf"), "the saved model's outputs have different shapes"
+    else:
+        diff = max(float(np.max(np.abs(g.astype(np.float64) - e))) if e.size else 0.0
+                   for g, e in zip(got, expected, strict=True))
+        message = f"verified: max abs difference {diff:.3g}"
+    verified = diff <= TOLERANCE
+    if not verified:
+        shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+        if diff != float("inf"):
+            message = f"max abs difference {diff:.3g} exceeds {TOLERANCE:g}"
+        message += "; the file was removed"
+    return ExportReport(str(out), fmt, tuple(names), diff, verified, message)
+
+
+def reload_and_run(path: str, fmt: str, inputs: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray] | str:
+    """Runs in a fresh process: load what was written and compute its outputs, in ``names`` order."""
+    try:
+        if fmt == KERAS:
+            reloaded = load_model(path)
+            return _in_order(reloaded, run_extractor(reloaded, inputs, _specs(reloaded)), names)
+        import tensorflow as tf
+
+        served = tf.saved_model.load(path).serve
+        arrays = [np.asarray(inputs[k], dtype=np.float32)[None] for k in inputs]
+        result = served(*arrays) if len(arrays) > 1 else served(arrays[0])
+        if isinstance(result, dict):
+            return [np.asarray(result[name])[0] for name in names]
+        return [np.asarray(result)[0]]
+    except Exception as error:  # reported to the parent as text: the verification failed
+        return f"{type(error).__name__}: {error}"
