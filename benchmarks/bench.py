@@ -10,7 +10,23 @@ Prints progress lines, then as its last line one JSON object of medians:
 - ``summary_s``: wall time of the whole ``python -m explorer summary MODEL --json`` process;
 - ``plot_model_resnet50_s``: ``keras.utils.plot_model(..., show_shapes=True)`` on ResNet50, the Keras baseline
   (null, with ``plot_model_error``, when it cannot run, e.g. pydot is not installed);
-- ``memory_rss_mb_after_efficientnetb7``: this (GUI) process's peak RSS once EfficientNetB7 has been drawn.
+- ``memory_rss_mb_after_efficientnetb7``: this (GUI) process's peak RSS once EfficientNetB7 has been drawn;
+- ``first_activation_s``: in a real window with the live tier (worker started, ResNet50 loaded in it, image
+  chelsea.jpg set), ``MainWindow.select_layer(layer)`` until ``ActivationsPanel.shown`` for that layer plus a
+  forced repaint (``grab()``) of the activations view; a different, never computed mid layer each time (the
+  extractor is built in the worker), median. One layer of the same stage is computed first, untimed in the
+  median (``first_activation_cold_s``), so TensorFlow's one-time start-up is not charged to the first layer;
+  ``first_activation_worker_s`` is the worker's own part (build the extractor and run it), median;
+- ``forward_s``: the plain-Keras baseline for the same layers in the same order (``forward_time.py``, a
+  subprocess: the model loaded, ``keras.Model(model.input, layer.output)`` built and called once on the very
+  array the window fed the worker), median; ``activation_ratio``: ``first_activation_s / forward_s``;
+- ``cached_switch_s``: selecting an already computed layer again until it is shown and repainted, median;
+- ``grid_2048_channels_draw_s``: ``FeatureView.show_output`` of a (7, 7, 2048) float32 array plus ``grab()``,
+  in this process, median;
+- ``effb7_10_layers_peak_gb``: the worker's peak RSS (VmHWM) after 10 layers of EfficientNetB7 (600x600, from
+  the 300x300 stem to the top) were computed one after another in a fresh window (a fresh worker).
+
+``bench.py --only STEP...`` runs some steps only (window, gui, activations, summary, plot_model).
 
 Models are cached in ``$KERAS_EXPLORER_BENCH_CACHE`` (default: ``<tmp>/keras-explorer-bench``) and reused.
 Targets are printed next to the results; missing one does not fail the run.
@@ -18,6 +34,7 @@ Targets are printed next to the results; missing one does not fail the run.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -40,6 +57,21 @@ REPETITIONS = 3
 WINDOW_REPETITIONS = 5
 TARGETS_S = {"window_shown_s": 0.8, "resnet50": 0.3, "efficientnetb7": 1.0}
 OPEN_TIMEOUT_S = 180.0
+
+IMAGE = HERE.parent / "resources" / "images" / "chelsea.jpg"
+RESNET_WARMUP_LAYER = "conv4_block1_out"  # computed first, not in the median: TensorFlow's one-time start-up
+RESNET_LAYERS = ("conv4_block2_out", "conv4_block3_out", "conv4_block4_out", "conv4_block5_out")  # (14, 14, 1024)
+EFFB7_LAYERS = (  # 600x600 input: four at 300x300 first, then down the network to the top
+    "stem_activation", "block1a_activation", "block1d_add", "block2a_expand_activation",
+    "block3a_expand_activation", "block3d_activation", "block4e_activation", "block5f_activation",
+    "block6h_activation", "top_activation")
+CACHED_SWITCHES = 6
+GRID_REPETITIONS = 5
+GRID_SHAPE = (7, 7, 2048)  # ResNet50's conv5_block3_out
+TARGETS = {"activation_ratio": 1.3, "cached_switch_s": 0.05, "grid_2048_channels_draw_s": 0.3,
+           "effb7_10_layers_peak_gb": 2.5}
+STEPS = ("window", "gui", "activations", "summary", "plot_model")
+LIVE_TIMEOUT_S = 300.0  # starting the worker (TensorFlow import) and loading EfficientNetB7 on a busy machine
 
 
 def log(message: str) -> None:
@@ -86,12 +118,12 @@ def median(values: list[float]) -> float:
     return round(statistics.median(values), 4)
 
 
-def verdict(value: float | None, target: float | None) -> str:
+def verdict(value: float | None, target: float | None, unit: str = " s") -> str:
     if target is None:
         return ""
     if value is None:
-        return f"  (target <= {target} s: not measured)"
-    return f"  (target <= {target} s: {'met' if value <= target else 'MISSED'})"
+        return f"  (target <= {target}{unit}: not measured)"
+    return f"  (target <= {target}{unit}: {'met' if value <= target else 'MISSED'})"
 
 
 def report(label: str, times: list[float], target: float | None = None) -> float:
@@ -260,10 +292,275 @@ def wait(app, seconds: float) -> None:
         time.sleep(0.005)
 
 
+# --------------------------------------------------------------------------- live activations (window + worker)
+
+
+class LiveProbe:
+    """Timestamps of one window's live-tier traffic, to split a first activation into its parts.
+
+    Wraps (on this instance only) ``LiveClient.compute`` (when the request left the GUI thread) and the tier's
+    event callback (when the answer was unpickled on the reader thread; ``Activation.seconds`` is the worker's
+    own time for building the extractor and running it).
+    """
+
+    def __init__(self, window) -> None:
+        from explorer.core.messages import Activation
+
+        self.sent: dict[int, float] = {}
+        self.received: dict[int, float] = {}
+        self.worker_s: dict[int, float] = {}
+        self.lost: list[str] = []
+        client, tier = window.live, window.live.tier
+        compute, on_event = client.compute, tier.on_event
+
+        def timed_compute(layer: str, call_site: tuple[int, ...], inputs: dict) -> int:
+            start = time.perf_counter()
+            request = compute(layer, call_site, inputs)
+            self.sent[request] = start
+            return request
+
+        def timed_event(event: object) -> None:
+            if isinstance(event, Activation):
+                self.received[event.request] = time.perf_counter()
+                self.worker_s[event.request] = event.seconds
+            on_event(event)
+
+        client.compute = timed_compute
+        tier.on_event = timed_event
+        client.worker_lost.connect(self.lost.append)
+
+    def last_request(self) -> int | None:
+        return max(self.sent) if self.sent else None
+
+    def parts(self, total: float, signalled: float) -> dict[str, float]:
+        """The last click split up: worker (build + run), IPC (pickling, pipes and unpickling both ways, the
+        worker's status messages), GUI (``select_layer`` before the request left, then the queued signal reaching
+        the GUI thread and ``show_output``), paint (``grab``)."""
+        request = self.last_request()
+        sent, received, worker = self.sent[request], self.received[request], self.worker_s[request]
+        return {"total": total, "worker": worker, "ipc": received - sent - worker,
+                "gui": signalled - (received - sent), "paint": total - signalled}
+
+
+PARTS_HEADER = f"{'total':>7} {'worker':>7} {'IPC':>7} {'GUI':>7} {'paint':>7}"
+
+
+def parts_text(parts: dict[str, float]) -> str:
+    return " ".join(f"{parts[key]:7.3f}" for key in ("total", "worker", "ipc", "gui", "paint"))
+
+
+def wait_until(app, condition: Callable[[], bool], timeout: float, what: str,
+               failure: Callable[[], str | None] = lambda: None) -> None:
+    end = time.perf_counter() + timeout
+    while not condition():
+        problem = failure()
+        if problem:
+            raise RuntimeError(f"{what}: {problem}")
+        if time.perf_counter() > end:
+            raise RuntimeError(f"{what}: not within {timeout:.0f} s")
+        app.processEvents()
+        time.sleep(0.005)
+
+
+def live_window(app, model: Path, settings_file: Path):
+    """A shown MainWindow with its live tier started, ``model`` drawn and loaded in the worker, the image set."""
+    from PySide6.QtCore import QSettings
+
+    from explorer.ui.main_window import MainWindow
+
+    window = MainWindow(QSettings(str(settings_file), QSettings.Format.IniFormat), start_live=True)
+    probe = LiveProbe(window)
+    window.show()
+    drawn, failed, loaded = [], [], []
+    window.graph_drawn.connect(lambda: drawn.append(True))
+    window.model_failed.connect(failed.append)
+    window.live.model_loaded.connect(loaded.append)
+
+    def problem() -> str | None:
+        if failed:
+            return failed[0]
+        if window.live.state == "failed" or probe.lost:
+            return f"live tier failed ({window.activations.status.toolTip() or probe.lost})"
+        return None
+
+    start = time.perf_counter()
+    window.open_model(model)
+    wait_until(app, lambda: bool(drawn), OPEN_TIMEOUT_S, f"drawing {model.name}", problem)
+    wait_until(app, lambda: bool(loaded) and window.live.state == "ready", LIVE_TIMEOUT_S,
+               f"loading {model.name} in the worker", problem)
+    log(f"  {model.stem}: worker started and model loaded {time.perf_counter() - start:.1f} s after open_model "
+        f"(worker pid {window.live.tier.pid})")
+    window.open_image(IMAGE)
+    if window.activations.image is None or not window.activations.prepared:
+        raise RuntimeError(f"the image {IMAGE} was not set as the input")
+    wait(app, 0.3)  # let the window settle (input preview, status) before timing anything
+    return window, probe
+
+
+def click_layer(app, window, path: str, timeout: float = LIVE_TIMEOUT_S) -> tuple[float, float]:
+    """``select_layer(path)`` until the activations panel shows it, then ``grab()`` of its view.
+
+    Returns (until painted, until the ``shown`` signal)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    panel = window.activations
+    loop = QEventLoop()
+    shown: list[float] = []
+    failures: list[str] = []
+
+    def on_shown(layer: str) -> None:
+        if layer == path:
+            shown.append(time.perf_counter())
+            loop.quit()
+
+    def on_failed(message: str) -> None:
+        failures.append(message)
+        loop.quit()
+
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.timeout.connect(loop.quit)
+    panel.shown.connect(on_shown)
+    panel.failed.connect(on_failed)
+    window.live.worker_lost.connect(on_failed)
+    start = time.perf_counter()
+    window.select_layer(path)
+    if not shown and not failures:
+        timer.start(int(timeout * 1000))
+        loop.exec()
+        timer.stop()
+    panel.view.grab()  # forced repaint of the activations view
+    end = time.perf_counter()
+    panel.shown.disconnect(on_shown)
+    panel.failed.disconnect(on_failed)
+    window.live.worker_lost.disconnect(on_failed)
+    if failures or not shown:
+        raise RuntimeError(f"layer {path}: {failures[0] if failures else 'not shown in time'}")
+    return end - start, shown[0] - start
+
+
+def close_window(app, window) -> None:
+    window.close()  # stops the worker
+    wait(app, 0.1)
+    window.deleteLater()
+    wait(app, 0.1)
+
+
+def measure_first_activations(app, model: Path, scratch: Path) -> dict:
+    import numpy as np
+
+    log(f"first activations: {model.stem} in a window with the live tier, select_layer -> shown -> grab, "
+        f"one new layer each time ({', '.join(RESNET_LAYERS)}), after {RESNET_WARMUP_LAYER}")
+    window, probe = live_window(app, model, scratch / "live-settings.ini")
+    try:
+        cold, _ = click_layer(app, window, RESNET_WARMUP_LAYER)
+        cold_worker = probe.worker_s[probe.last_request()]
+        log(f"  {RESNET_WARMUP_LAYER} (first layer since the model loaded; not in the median): {cold:.3f} s, "
+            f"worker {cold_worker:.3f} s")
+        log(f"    {'layer':18} {PARTS_HEADER}   (worker: build extractor + run; IPC: pickling, pipes both ways; "
+            "GUI: select_layer, queued signal, show_output; paint: grab)")
+        rows = []
+        for layer in RESNET_LAYERS:
+            rows.append(probe.parts(*click_layer(app, window, layer)))
+            log(f"    {layer:18} {parts_text(rows[-1])}")
+        first = report("first_activation_s", [row["total"] for row in rows])
+
+        computed = [RESNET_WARMUP_LAYER, *RESNET_LAYERS]  # the last one is selected now: start elsewhere
+        requests = len(probe.sent)
+        switches = [click_layer(app, window, computed[i % len(computed)], timeout=10.0)[0]
+                    for i in range(CACHED_SWITCHES)]
+        if len(probe.sent) != requests:
+            raise RuntimeError("switching back to computed layers sent requests to the worker: not cached")
+        cached = report("cached_switch_s", switches, TARGETS["cached_switch_s"])
+        fed = scratch / f"{model.stem}_input.npy"
+        arrays = [prepared.array for prepared in window.activations.prepared.values()]
+        np.save(fed, arrays[0])
+    finally:
+        close_window(app, window)
+
+    log("plain Keras baseline (forward_time.py, subprocess): build the extractor, call it once, same layers")
+    data = last_json(run([PYTHON, str(HERE / "forward_time.py"), str(model), str(fed),
+                          "--warmup", RESNET_WARMUP_LAYER, *RESNET_LAYERS]).stdout)
+    log(f"  {RESNET_WARMUP_LAYER} (not in the median): {data['warmup']['total_s']:.3f} s")
+    log(f"    {'layer':18} {'total':>7} {'build':>7} {'call':>7} {'2nd call':>8}")
+    for layer, row in data["layers"].items():
+        log(f"    {layer:18} {row['total_s']:7.3f} {row['build_s']:7.3f} {row['call_s']:7.3f} "
+            f"{row['second_call_s']:8.3f}")
+    forward = report("forward_s", [data["layers"][layer]["total_s"] for layer in RESNET_LAYERS])
+    ratio = round(first / forward, 3)
+    log(f"  activation_ratio: {ratio:.2f}{verdict(ratio, TARGETS['activation_ratio'], '')}")
+    return {"first_activation_s": first, "forward_s": forward, "activation_ratio": ratio,
+            "cached_switch_s": cached, "first_activation_cold_s": round(cold, 4),
+            "first_activation_worker_s": median([row["worker"] for row in rows])}
+
+
+def measure_grid_draw(app) -> float:
+    import numpy as np
+
+    from explorer.ui.feature_view import FeatureView
+
+    log(f"channel grid: FeatureView.show_output of a {GRID_SHAPE} float32 array + grab(), {GRID_REPETITIONS} runs")
+    view = FeatureView()
+    view.resize(620, 640)  # about the activations dock
+    view.show()
+    wait(app, 0.2)
+    rng = np.random.default_rng(0)
+    times = []
+    for index in range(GRID_REPETITIONS):
+        array = np.maximum(rng.standard_normal(GRID_SHAPE, dtype=np.float32), 0)  # ReLU-like, some dead pixels
+        start = time.perf_counter()
+        view.show_output(f"conv5_block3_out #{index}", array)
+        view.grab()
+        times.append(time.perf_counter() - start)
+        wait(app, 0.05)
+    if view.tile_count != GRID_SHAPE[-1]:
+        raise RuntimeError(f"the grid shows {view.tile_count} tiles, not {GRID_SHAPE[-1]}")
+    view.close()
+    view.deleteLater()
+    return report("grid_2048_channels_draw_s", times, TARGETS["grid_2048_channels_draw_s"])
+
+
+def measure_effb7_memory(app, model: Path, scratch: Path) -> float:
+    from explorer.core.live import peak_rss_bytes
+
+    log(f"worker memory: {len(EFFB7_LAYERS)} layers of {model.stem} one after another in a fresh window")
+    window, probe = live_window(app, model, scratch / "effb7-settings.ini")
+    try:
+        pid = window.live.tier.pid
+        log(f"  worker peak RSS with the model loaded: {peak_rss_bytes(pid) / 2**30:.2f} GB")
+        log(f"    {'layer':26} {'output':16} {PARTS_HEADER} {'peak GB':>8}")
+        for layer in EFFB7_LAYERS:
+            parts = probe.parts(*click_layer(app, window, layer))
+            shape = tuple(window.activations.outputs[0].shape)
+            log(f"    {layer:26} {shape!s:16} {parts_text(parts)} {peak_rss_bytes(pid) / 2**30:8.2f}")
+        if window.live.tier.pid != pid or probe.lost:
+            raise RuntimeError(f"the worker was restarted ({probe.lost}): its peak memory is lost")
+        peak = round(peak_rss_bytes(pid) / 2**30, 3)
+    finally:
+        close_window(app, window)
+    log(f"  effb7_10_layers_peak_gb: {peak:.2f} GB{verdict(peak, TARGETS['effb7_10_layers_peak_gb'], ' GB')}")
+    return peak
+
+
+def measure_activations(paths: dict[str, Path], scratch: Path) -> dict:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("Keras Explorer")
+    results = measure_first_activations(app, paths["resnet50"], scratch)
+    results["grid_2048_channels_draw_s"] = measure_grid_draw(app)
+    results["effb7_10_layers_peak_gb"] = measure_effb7_memory(app, paths["efficientnetb7"], scratch)
+    log(f"  tensorflow imported in the GUI process: {'tensorflow' in sys.modules}")
+    return results
+
+
 # --------------------------------------------------------------------------- main
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description="Keras Explorer benchmarks; the last line printed is JSON.")
+    parser.add_argument("--only", nargs="+", choices=STEPS, help="run these steps only")
+    chosen = parser.parse_args().only or STEPS
     log(f"Keras Explorer benchmarks ({PYTHON}, QT_QPA_PLATFORM={os.environ['QT_QPA_PLATFORM']}, {load_average()})")
     paths = build_models()
     with tempfile.TemporaryDirectory(prefix="keras-explorer-bench-") as scratch:
@@ -287,13 +584,19 @@ def main() -> int:
             if error:
                 results["plot_model_error"] = error
 
-        steps: list[Callable[[], None]] = [window, gui, summary, plot_model]
-        for step in steps:
+        def activations() -> None:
+            results.update(measure_activations(paths, scratch_dir))
+
+        steps: dict[str, Callable[[], None]] = {"window": window, "gui": gui, "activations": activations,
+                                                "summary": summary, "plot_model": plot_model}
+        for name in chosen:
             with OtherLoad():
-                step()
+                steps[name]()
     log(f"done ({load_average()}: other work on the machine makes the numbers noisy)")
     order = ("window_shown_s", "tensorflow_imported_at_window", "open_to_graph_s", "summary_s",
-             "plot_model_resnet50_s", "plot_model_error", "memory_rss_mb_after_efficientnetb7")
+             "plot_model_resnet50_s", "plot_model_error", "memory_rss_mb_after_efficientnetb7",
+             "first_activation_s", "forward_s", "activation_ratio", "cached_switch_s", "grid_2048_channels_draw_s",
+             "effb7_10_layers_peak_gb", "first_activation_cold_s", "first_activation_worker_s")
     print(json.dumps({key: results[key] for key in order if key in results}), flush=True)
     return 0
 
