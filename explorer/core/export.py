@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.core.runtime import RuntimeFailure, build_extractor, load_model, run_extractor
+from explorer.core.runtime import RuntimeFailure, build_flat_extractor, load_model, run_extractor
 
 KERAS, SAVEDMODEL = "keras", "savedmodel"
 FORMATS = (KERAS, SAVEDMODEL)
@@ -54,13 +54,11 @@ def build_multi_extractor(model: Any, targets: list[Target]) -> Any:
     several. Layers with several outputs contribute their first (the one the window shows by default)."""
     import keras
 
-    tensors = {}
-    for target in targets:
-        extractor = build_extractor(model, target.layer, target.call_site)
-        output = extractor.output[0] if isinstance(extractor.output, list | tuple) else extractor.output
-        tensors[target.output_name] = keras.layers.Identity(name=target.output_name)(output)
+    inputs, found = build_flat_extractor(model, [(t.layer, t.call_site) for t in targets])
+    tensors = {t.output_name: keras.layers.Identity(name=t.output_name)(outputs[0])
+               for t, outputs in zip(targets, found, strict=True)}
     outputs = next(iter(tensors.values())) if len(tensors) == 1 else tensors
-    return keras.Model(model.input, outputs, name=f"{model.name}_features")
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=f"{model.name}_features")
 
 
 def provenance(source: str | Path, targets: list[Target]) -> dict[str, Any]:
@@ -94,6 +92,9 @@ def export_extractor(model: Any, source: str | Path, targets: list[Target], out_
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         extractor.export(str(out), format="tf_saved_model", verbose=False)
         (out / SAVEDMODEL_METADATA).write_text(json.dumps(info, indent=2))
+        # A SavedModel runs as a graph; graph and eager execution of the same model differ by float32
+        # rounding (~2e-6 on the demo), so compare with the original model run as a graph too.
+        expected = _graph_mode_outputs(extractor, inputs, names)
     return _verify(out, fmt, inputs, expected, names)
 
 
@@ -130,6 +131,16 @@ def _in_order(model: Any, outputs: list[np.ndarray], names: list[str]) -> list[n
         return outputs
     flat_names = sorted(model.output)
     return [outputs[flat_names.index(name)] for name in names]
+
+
+def _graph_mode_outputs(extractor: Any, inputs: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+    import tensorflow as tf
+
+    specs = _specs(extractor)
+    batch = [tf.constant(np.asarray(inputs[s.name], dtype=s.dtype)[None]) for s in specs]
+    result = tf.function(lambda *xs: extractor(list(xs) if len(xs) > 1 else xs[0], training=False))(*batch)
+    flat = [result[k] for k in sorted(result)] if isinstance(result, dict) else [result]
+    return _in_order(extractor, [np.asarray(t)[0] for t in flat], names)
 
 
 def _specs(extractor: Any) -> list:
@@ -172,7 +183,8 @@ def reload_and_run(path: str, fmt: str, inputs: dict[str, np.ndarray], names: li
             return _in_order(reloaded, run_extractor(reloaded, inputs, _specs(reloaded)), names)
         import tensorflow as tf
 
-        served = tf.saved_model.load(path).serve
+        loaded = tf.saved_model.load(path)  # keep the object alive: serve() needs its variables
+        served = loaded.serve
         arrays = [np.asarray(inputs[k], dtype=np.float32)[None] for k in inputs]
         result = served(*arrays) if len(arrays) > 1 else served(arrays[0])
         if isinstance(result, dict):

@@ -53,8 +53,9 @@ def build_extractor(model: Any, path: str, call_site: tuple[int, ...] | None = N
     ``path`` is ``outer/inner/layer`` for layers of nested models; ``call_site`` gives the call index of
     each path component (default: the first call of each). Keras' own
     ``Model(outer.input, inner_layer.output)`` fails for nested layers ("not connected to inputs"), so each
-    nested model on the way is cut at its own inputs and re-applied to the tensors that feed it in the
-    enclosing graph: the weights are shared, the numbers are the original model's.
+    nested model on the way is cut at its own inputs and its layers re-applied to the tensors that feed it
+    in the enclosing graph. The extractor is a flat graph of the original layers (weights shared), which
+    Keras can save and reload; wrapping the cut models as layers instead loses nested weights on saving.
     """
     import keras
 
@@ -125,9 +126,57 @@ def _layer_outputs(graph: Any, parts: list[str], calls: tuple[int, ...]) -> list
         raise RuntimeFailure(f"'{parts[0]}' is a {type(layer).__name__}, not a nested model")
     inner_graph = _graph_of(layer)
     inner_outputs = _layer_outputs(inner_graph, parts[1:], calls[1:])
-    cut = keras.Model(inner_graph.input, inner_outputs)
-    result = cut(*node.arguments.args)
+    cut = keras.Model(inner_graph.inputs, inner_outputs)
+    # Symbolic run: the cut's layers are called on the enclosing graph's tensors (new nodes, same weights).
+    result = cut._run_through_graph(node.input_tensors, operation_fn=lambda operation: operation)
     return list(result) if isinstance(result, list | tuple) else [result]
+
+
+def build_flat_extractor(model: Any, targets: list[tuple[str, tuple[int, ...]]]) -> tuple[Any, list[list[Any]]]:
+    """Fresh inputs and, per target, its output tensors in a graph where every nested model is inlined.
+
+    Saving needs this: an extractor that holds a nested model as a layer and, through another path, that
+    model's own layers directly is written by Keras with their weights under one path and looked up under
+    the other on loading. A flat graph of the original layers (weights shared) saves and reloads exactly.
+    """
+    import keras
+
+    graph = _graph_of(model)
+    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=name)
+              for name, t in zip(_input_names(graph), _flat_inputs(graph), strict=True)]
+    found: dict[tuple[str, tuple[int, ...]], list[Any]] = {}
+    _inline(graph, inputs, (), (), found)
+    missing = [f"{path} (call site {site})" for path, site in targets if (path, tuple(site)) not in found]
+    if missing:
+        raise RuntimeFailure(f"not in the model graph: {', '.join(missing)}")
+    return inputs, [found[(path, tuple(site))] for path, site in targets]
+
+
+def _inline(graph: Any, inputs: list[Any], prefix: tuple[str, ...], site: tuple[int, ...],
+            found: dict[tuple[str, tuple[int, ...]], list[Any]]) -> list[Any]:
+    """Call the graph's layers on ``inputs`` (symbolically), recursing into nested models; record every
+    (layer path, call site) it passes."""
+    import keras
+    from keras.src import tree
+
+    tensors = {id(t): value for t, value in zip(_flat_inputs(graph), inputs, strict=True)}
+    for depth in sorted(graph._nodes_by_depth, reverse=True):
+        for node in graph._nodes_by_depth[depth]:
+            layer = node.operation
+            names, calls = (*prefix, layer.name), (*site, _own_nodes(graph, layer).index(node))
+            key = ("/".join(names), calls)
+            if node.is_input:
+                found[key] = [tensors[id(t)] for t in node.outputs]
+                continue
+            if isinstance(layer, keras.Model):
+                outputs = _inline(_graph_of(layer), [tensors[id(t)] for t in node.input_tensors], names, calls, found)
+            else:
+                args, kwargs = node.arguments.fill_in(tensors)
+                outputs = tree.flatten(layer(*args, **kwargs))
+            for symbolic, value in zip(node.outputs, outputs, strict=True):
+                tensors[id(symbolic)] = value
+            found[key] = list(outputs)
+    return [tensors[id(t)] for t in graph.outputs]
 
 
 def _graph_of(model: Any) -> Any:
