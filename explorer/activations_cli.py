@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.core.export import resolve_targets
 from explorer.core.graph import LayerGraph
 from explorer.core.images import Preprocessing, load_image, suggest_preprocessing
 from explorer.core.inputs import IMAGE, ZEROS, InputSource, load_npy, prepare_input
@@ -16,15 +17,11 @@ from explorer.core.runtime import InputSpec, RuntimeFailure, build_extractor, in
 
 
 def run_activations(graph: LayerGraph, options: argparse.Namespace) -> int:
-    if options.layer not in graph:
-        raise RuntimeFailure(f"no layer '{options.layer}' in {graph.name} (see 'keras-explorer summary')")
-    sites = graph.call_sites(options.layer)
-    if not 0 <= options.call < len(sites):
-        raise RuntimeFailure(f"layer '{options.layer}' runs at {len(sites)} call site(s): --call 0..{len(sites) - 1}")
+    target = resolve_targets(graph, [options.layer], [options.call])[0]
     model = load_model(options.model)
     specs = input_specs(model)
     inputs = _inputs_from_arrays(specs, options.input) if options.input else _inputs_from_image(graph, specs, options)
-    outputs = run_extractor(build_extractor(model, options.layer, sites[options.call]), inputs, specs)
+    outputs = run_extractor(build_extractor(model, target.layer, target.call_site), inputs, specs)
     written = _write(outputs, options)
     for path in written:
         print(path)

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("summary", "graph", "activations")
+SUBCOMMANDS = ("summary", "graph", "activations", "export", "features")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,6 +38,7 @@ def _headless(args: list[str]) -> int:
     graph.add_argument("-o", "--output", required=True, help="OUT.svg or OUT.png")
     graph.add_argument("--expand", action="store_true", help="draw nested models expanded")
     _add_activations_parser(commands)
+    _add_export_parsers(commands)
     options = parser.parse_args(args)
     from explorer.core.images import ImageError
     from explorer.core.keras_file import ModelFileError, load_graph
@@ -52,10 +53,39 @@ def _headless(args: list[str]) -> int:
             from explorer.activations_cli import run_activations
 
             return run_activations(model_graph, options)
+        if options.command in ("export", "features"):
+            from explorer.export_cli import run_export, run_features
+
+            return (run_export if options.command == "export" else run_features)(model_graph, options)
         return _graph(model_graph, options.output, options.expand)
     except (ModelFileError, LayoutError, RuntimeFailure, ImageError, ValueError, OSError) as error:
         print(f"keras-explorer: {error}", file=sys.stderr)
         return 1
+
+
+def _add_export_parsers(commands: argparse._SubParsersAction) -> None:
+    from explorer.core.images import PRESETS
+
+    export = commands.add_parser(
+        "export", help="save a verified feature extractor (.keras or SavedModel) for one or more layers",
+        description="Write a model whose outputs are the given layers (a dict when several), then load it "
+                    "back in a fresh process and compare its outputs with the original model's; exit code 2 "
+                    "(and no file left) if they differ by more than 1e-6.")
+    export.add_argument("model")
+    export.add_argument("--layer", action="append", required=True, help="layer path; repeatable")
+    export.add_argument("--call", type=int, action="append",
+                        help="0-based call site: once for all layers, or once per --layer")
+    export.add_argument("-o", "--output", required=True, help="OUT.keras, or a folder for a SavedModel")
+    export.add_argument("--format", choices=("keras", "savedmodel"), help="default: from the output name")
+    features = commands.add_parser(
+        "features", help="run a layer over every image in a folder and save the features (.npz)")
+    features.add_argument("model")
+    features.add_argument("--layer", required=True)
+    features.add_argument("--call", type=int, default=0)
+    features.add_argument("--images", required=True, help="folder of images; unreadable ones are skipped")
+    features.add_argument("--preprocess", choices=PRESETS[:-1], help="default: the suggested preset")
+    features.add_argument("--batch-size", type=int, default=32)
+    features.add_argument("-o", "--output", required=True, help="FEATS.npz with 'features' (N, ...) and 'files'")
 
 
 def _add_activations_parser(commands: argparse._SubParsersAction) -> None:

@@ -16,7 +16,8 @@ TensorRef = tuple[str, int, int]  # (layer name, call index, output index) insid
 
 
 def graph_from_config(
-    config: dict[str, Any], weights: WeightTree, keras_version: str | None = None, source: str | None = None
+    config: dict[str, Any], weights: WeightTree, keras_version: str | None = None, source: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> LayerGraph:
     class_name = str(config.get("class_name", ""))
     inner = config.get("config") if isinstance(config.get("config"), dict) else {}
@@ -40,7 +41,7 @@ def graph_from_config(
         _finish_node(node, "output" if node.path in output_paths and not node.children else node.category)
         for node in _assign_weights(builder.nodes, weights)
     )
-    return LayerGraph(name, kind, nodes, tuple(builder.edges), inputs, outputs, keras_version, source)
+    return LayerGraph(name, kind, nodes, tuple(builder.edges), inputs, outputs, keras_version, source, provenance)
 
 
 def _finish_node(node: LayerNode, category: str) -> LayerNode:

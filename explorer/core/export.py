@@ -17,12 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from explorer.core.runtime import RuntimeFailure, build_flat_extractor, load_model, run_extractor
+from explorer.core.graph import LayerGraph
+from explorer.core.keras_file import EXPORT_METADATA_KEY
+from explorer.core.runtime import RuntimeFailure, build_flat_extractor, input_specs, load_model, run_extractor
 
 KERAS, SAVEDMODEL = "keras", "savedmodel"
 FORMATS = (KERAS, SAVEDMODEL)
 TOLERANCE = 1e-6
-METADATA_KEY = "keras_explorer_export"
+METADATA_KEY = EXPORT_METADATA_KEY
 SAVEDMODEL_METADATA = "keras_explorer_export.json"
 VERIFY_TIMEOUT_S = 300.0
 
@@ -49,13 +51,31 @@ class ExportReport:
     message: str
 
 
+def resolve_targets(graph: LayerGraph, layers: list[str], calls: list[int] | None) -> list[Target]:
+    """``--call`` once applies to every ``--layer``; repeated, it pairs with them in order."""
+    calls = calls or [0]
+    if len(calls) not in (1, len(layers)):
+        raise RuntimeFailure(f"give --call once or once per --layer ({len(layers)} layers, {len(calls)} calls)")
+    targets = []
+    for index, layer in enumerate(layers):
+        if layer not in graph:
+            raise RuntimeFailure(f"no layer '{layer}' in {graph.name} (see 'keras-explorer summary')")
+        sites = graph.call_sites(layer)
+        call = calls[index if len(calls) > 1 else 0]
+        if not 0 <= call < len(sites):
+            raise RuntimeFailure(f"layer '{layer}' runs at {len(sites)} call site(s): --call 0..{len(sites) - 1}")
+        targets.append(Target(layer, sites[call]))
+    return targets
+
+
 def build_multi_extractor(model: Any, targets: list[Target]) -> Any:
     """One model whose outputs are the targets' outputs: a tensor for one target, a dict named after them for
     several. Layers with several outputs contribute their first (the one the window shows by default)."""
     import keras
 
     inputs, found = build_flat_extractor(model, [(t.layer, t.call_site) for t in targets])
-    tensors = {t.output_name: keras.layers.Identity(name=t.output_name)(outputs[0])
+    # The output names the layer; the Identity holding it needs a name no layer of the model has.
+    tensors = {t.output_name: keras.layers.Identity(name=f"{t.output_name}_output")(outputs[0])
                for t, outputs in zip(targets, found, strict=True)}
     outputs = next(iter(tensors.values())) if len(tensors) == 1 else tensors
     return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=f"{model.name}_features")
@@ -144,8 +164,6 @@ def _graph_mode_outputs(extractor: Any, inputs: dict[str, np.ndarray], names: li
 
 
 def _specs(extractor: Any) -> list:
-    from explorer.core.runtime import input_specs
-
     return input_specs(extractor)
 
 

@@ -90,6 +90,8 @@ class LayerGraph:
     outputs: tuple[Port, ...]
     keras_version: str | None = None
     source: str | None = None
+    # Where an exported feature extractor came from (recorded by Keras Explorer's export), else None.
+    provenance: Mapping[str, Any] | None = field(default=None, compare=False)
     _by_path: Mapping[str, LayerNode] = field(init=False, repr=False, compare=False)
     _inbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)
     _outbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)

@@ -17,6 +17,7 @@ from explorer.core.graph import LayerGraph
 from explorer.core.weights import WeightTree, read_legacy_weights, read_weight_tree
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
+EXPORT_METADATA_KEY = "keras_explorer_export"  # written into metadata.json by explorer.core.export
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -46,10 +47,16 @@ def load_graph(path: str | os.PathLike[str]) -> LayerGraph:
             model_file.weights,
             keras_version=model_file.metadata.get("keras_version"),
             source=str(model_file.path),
+            provenance=_provenance(model_file.metadata),
         )
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as error:
         # A config Keras itself would not write (hand-edited, corrupted or hostile).
         raise ModelFileError(model_file.path, f"the model config could not be interpreted ({error!r})") from error
+
+
+def _provenance(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    value = metadata.get(EXPORT_METADATA_KEY)
+    return value if isinstance(value, dict) else None
 
 
 def read_model_file(path: str | os.PathLike[str]) -> ModelFile:

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from explorer.core.messages import FAILED, STOPPED, Compute, Failed, LoadModel, Shutdown, Status
+from explorer.core.export import Target
+from explorer.core.messages import FAILED, STOPPED, Compute, ExportRequest, Failed, LoadModel, Shutdown, Status
 from explorer.core.worker import worker_main
 
 DEFAULT_MEMORY_CAP = 8 << 30
@@ -50,15 +51,24 @@ class LiveTier:
         atexit.register(self.detach)  # at interpreter exit the worker dies with us: do not restart it
 
     def detach(self) -> None:
+        """Nobody listens any more (interpreter exit, window gone): end the worker, never restart it."""
         self._stopping = True
+        self._kill()
 
     # -- lifecycle
     def start(self) -> None:
         with self._lock:
             self._stopping = False
+        self._spawn()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if self._stopping:  # stop() came while a restart was under way
+                return
             context = multiprocessing.get_context("spawn")
             parent, child = context.Pipe(duplex=True)
-            process = context.Process(target=worker_main, args=(child,), name="explorer-live-tier", daemon=True)
+            # Not a daemon: export verification starts a process of its own (daemons may not have children).
+            process = context.Process(target=worker_main, args=(child,), name="explorer-live-tier")
             process.start()
             child.close()
             self._process, self._connection = process, parent
@@ -90,7 +100,7 @@ class LiveTier:
             return
         self._kill()
         self.on_event(WorkerLost(reason))
-        self.start()
+        self._spawn()
 
     @property
     def pid(self) -> int | None:
@@ -103,6 +113,9 @@ class LiveTier:
 
     def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:
         return self._send(Compute(next(self._ids), layer, tuple(call_site), inputs))
+
+    def export(self, targets: list[Target], path: str, fmt: str, inputs: dict[str, np.ndarray]) -> int:
+        return self._send(ExportRequest(next(self._ids), tuple(targets), str(path), fmt, inputs))
 
     def _send(self, message: Any) -> int:
         with self._lock:
@@ -124,7 +137,7 @@ class LiveTier:
             except (EOFError, OSError):
                 break
             if isinstance(event, Status):
-                self._busy_since = time.monotonic() if event.state in ("loading", "computing") else None
+                self._busy_since = time.monotonic() if event.state in ("loading", "computing", "exporting") else None
             self.on_event(event)
         if generation == self._generation and not self._stopping:
             self.on_event(Status(FAILED, "the live tier stopped unexpectedly; restarting it"))

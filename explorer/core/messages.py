@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from explorer.core.export import ExportReport, Target
 from explorer.core.runtime import InputSpec
 
 # Worker states shown by the status indicator.
 STARTING, LOADING, READY, COMPUTING, FAILED, STOPPED = "starting", "loading", "ready", "computing", "failed", "stopped"
+EXPORTING = "exporting"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,21 @@ class Compute:
     layer: str
     call_site: tuple[int, ...]
     inputs: dict[str, np.ndarray] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    request: int
+    targets: tuple[Target, ...]
+    path: str
+    format: str
+    inputs: dict[str, np.ndarray] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Exported:
+    request: int
+    report: ExportReport
 
 
 @dataclass(frozen=True)

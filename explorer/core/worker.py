@@ -14,12 +14,15 @@ from typing import Any
 
 from explorer.core.messages import (
     COMPUTING,
+    EXPORTING,
     FAILED,
     LOADING,
     READY,
     STARTING,
     Activation,
     Compute,
+    Exported,
+    ExportRequest,
     Failed,
     Loaded,
     LoadModel,
@@ -62,6 +65,7 @@ class _Session:
         self.runtime = runtime
         self.send = send
         self.model: Any = None
+        self.path = ""
         self.specs: list = []
         self.extractors: dict[tuple[str, tuple[int, ...]], Any] = {}
 
@@ -71,6 +75,8 @@ class _Session:
                 self._load(message)
             elif isinstance(message, Compute):
                 self._compute(message)
+            elif isinstance(message, ExportRequest):
+                self._export(message)
             else:
                 self.send(Failed(getattr(message, "request", 0), f"unknown request {type(message).__name__}"))
         except Exception as error:  # a model or layer failing must not end the worker
@@ -78,8 +84,20 @@ class _Session:
             self.send(Failed(message.request, text))
             self.send(Status(READY if self.model is not None else FAILED, text))
 
+    def _export(self, message: ExportRequest) -> None:
+        if self.model is None:
+            self.send(Failed(message.request, "no model is loaded"))
+            return
+        from explorer.core.export import export_extractor
+
+        self.send(Status(EXPORTING, message.path))
+        report = export_extractor(self.model, self.path, list(message.targets), message.path, message.format,
+                                  message.inputs)
+        self.send(Exported(message.request, report))
+        self.send(Status(READY, self.model.name))
+
     def _load(self, message: LoadModel) -> None:
-        self.model, self.specs, self.extractors = None, [], {}
+        self.model, self.specs, self.extractors, self.path = None, [], {}, message.path
         self.send(Status(LOADING, message.path))
         self.model = self.runtime.load_model(message.path)
         self.specs = self.runtime.input_specs(self.model)

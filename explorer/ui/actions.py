@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QStyle
 
+from explorer.ui import export_actions
 from explorer.ui.graph_export import export_scene
 from explorer.ui.graph_items import category_legend
 
@@ -36,6 +37,15 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
                        "Open a .keras or .h5 model"),
         "open_image": action("open_image", "Open &Image…", window.choose_image, "Ctrl+I",
                              "Choose the image activations are computed on"),
+        "export_extractor": action("export_extractor", "Export &Feature Extractor…",
+                                   lambda: export_actions.export_extractor(window), "Ctrl+Shift+S",
+                                   "Save the selected layers as a verified .keras or SavedModel feature extractor"),
+        "copy_python": action("copy_python", "&Copy as Python", lambda: export_actions.copy_python(window),
+                              "Ctrl+Shift+C", "Copy code that rebuilds the extractor for the selected layers"),
+        "export_activations_png": action("export_activations_png", "Export Activations as P&NG…",
+                                         lambda: export_actions.export_activations(window, "png")),
+        "export_activations_npy": action("export_activations_npy", "Export Activations as .np&y…",
+                                         lambda: export_actions.export_activations(window, "npy")),
         "export_svg": action("export_svg", "Export Graph as &SVG…", lambda: _export(window, "svg")),
         "export_png": action("export_png", "Export Graph as &PNG…", lambda: _export(window, "png")),
         "cache_budget": action("cache_budget", "Activation &Cache Size…", window.choose_cache_budget,
@@ -58,7 +68,8 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
     recent.setObjectName("recentMenu")
     recent.aboutToShow.connect(lambda: _fill_recent(window, recent))
     file_menu.addSeparator()
-    file_menu.addActions([actions["export_svg"], actions["export_png"]])
+    file_menu.addActions([actions[n] for n in ("export_extractor", "copy_python", "export_svg", "export_png",
+                                               "export_activations_png", "export_activations_npy")])
     file_menu.addSeparator()
     file_menu.addAction(actions["quit"])
     view_menu = menu_bar.addMenu("&View")

@@ -25,7 +25,8 @@ from explorer.ui.live_client import LiveClient
 
 PROGRESS_AFTER_MS = 300
 STATE_TEXT = {"starting": "TensorFlow starting…", "loading": "loading model…", "ready": "ready",
-              "computing": "computing…", "failed": "failed", "stopped": "stopped"}
+              "computing": "computing…", "exporting": "exporting and verifying…", "failed": "failed",
+              "stopped": "stopped"}
 
 
 class ActivationsPanel(QWidget):

@@ -167,13 +167,21 @@ class FeatureView(QWidget):
         else:
             self.show_message(f"{self.title}: {float(self.array):.6g}")
 
+    def colour_map_name(self) -> str:
+        return COLOUR_MAPS[self.colours.currentIndex()]
+
+    def order_name(self) -> str:
+        return fm.ORDERS[self.order.currentIndex()]
+
+    def shared_scale(self) -> bool:
+        return self.scale.currentIndex() == 1
+
     def _colour_map(self) -> pg.ColorMap:
-        return pg.colormap.get(COLOUR_MAPS[self.colours.currentIndex()])
+        return pg.colormap.get(self.colour_map_name())
 
     def _draw_grid(self, spatial: np.ndarray) -> None:
         self.spatial = spatial
-        self.current_mosaic = fm.mosaic(spatial, fm.ORDERS[self.order.currentIndex()],
-                                        shared_scale=self.scale.currentIndex() == 1)
+        self.current_mosaic = fm.mosaic(spatial, self.order_name(), shared_scale=self.shared_scale())
         self.grid_image.setImage(self.current_mosaic.image, levels=(0.0, 1.0))
         self.grid_image.setColorMap(self._colour_map())
         self.grid_box.autoRange(padding=0.01)

@@ -18,6 +18,7 @@ READABLE_ZOOM = 0.85
 
 class GraphView(QGraphicsView):
     layer_selected = Signal(str)
+    selection_changed = Signal(list)  # every selected layer path (multi-selection with Ctrl+click)
     group_toggled = Signal(str)  # a nested model was asked to expand or collapse
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -32,6 +33,7 @@ class GraphView(QGraphicsView):
         self.view: ViewGraph | None = None
         self.scene().selectionChanged.connect(self._on_selection_changed)
         self._muted = False
+        self._clicked: str | None = None
 
     @property
     def graph(self) -> LayerGraph | None:
@@ -62,9 +64,29 @@ class GraphView(QGraphicsView):
         items = [i for i in self.scene().selectedItems() if isinstance(i, LayerItem)]
         return items[0].path if items else None
 
+    def selected_paths(self) -> list[str]:
+        """All selected boxes (Ctrl+click adds and removes), in graph order."""
+        chosen = {i.path for i in self.scene().selectedItems() if isinstance(i, LayerItem)}
+        return [path for path in self.items_by_path if path in chosen]
+
+    def select_many(self, paths: list[str]) -> None:
+        self._muted = True
+        self.scene().clearSelection()
+        for path in paths:
+            item = self.items_by_path.get(self._drawn_ancestor(path))
+            if item is not None:
+                item.setSelected(True)
+        self._muted = False
+
     def select(self, path: str, center: bool = True) -> bool:
-        """Select the box of ``path`` (or of the collapsed group holding it); False if not drawn."""
+        """Select the box of ``path`` (or of the collapsed group holding it); False if not drawn.
+
+        A box already part of a multi-selection keeps the others selected."""
         item = self.items_by_path.get(self._drawn_ancestor(path))
+        if item is not None and item.isSelected():
+            if center:
+                self.centerOn(item)
+            return True
         self._muted = True
         self.scene().clearSelection()
         if item is not None:
@@ -162,10 +184,19 @@ class GraphView(QGraphicsView):
                and (item.rect().center().x() - here.center().x()) * direction > 0]
         return min(row, key=lambda d: abs(d[0]))[1] if row else None
 
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        item = next((i for i in self.items(event.position().toPoint()) if isinstance(i, LayerItem)), None)
+        self._clicked = item.path if item else None
+        super().mousePressEvent(event)
+
     def _on_selection_changed(self) -> None:
-        path = self.selected_path()
-        if path and not self._muted:
-            self.layer_selected.emit(path)
+        if self._muted:
+            return
+        paths = self.selected_paths()
+        self.selection_changed.emit(paths)
+        current = self._clicked if self._clicked in paths else (paths[0] if paths else None)
+        if current:
+            self.layer_selected.emit(current)
 
     def visible_scene_rect(self) -> QRectF:
         return self.mapToScene(self.viewport().rect()).boundingRect()

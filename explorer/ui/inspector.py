@@ -34,6 +34,14 @@ class Inspector(QTreeWidget):
         for key, value in (("name", graph.name), ("kind", graph.kind), ("layers", str(len(graph.nodes))),
                            ("file", graph.source or ""), ("saved by Keras", graph.keras_version or "unknown")):
             self._row(model, key, value)
+        if graph.provenance:
+            origin = self._section("Exported by Keras Explorer", expanded=True)
+            self._row(origin, "from", str(graph.provenance.get("source", "?")))
+            self._row(origin, "date", str(graph.provenance.get("date", "?")))
+            for entry in graph.provenance.get("layers", []):
+                if isinstance(entry, dict):
+                    site = entry.get("call_site")
+                    self._row(origin, "layer", f"{entry.get('layer')} (call site {site})")
         params = self._section("Parameters", expanded=True)
         for key, value in (("total", total), ("trainable", trainable), ("non-trainable", non_trainable)):
             self._row(params, key, f"{value:,}")

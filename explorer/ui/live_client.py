@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from explorer.core.live import LiveTier, WorkerLost
-from explorer.core.messages import Activation, Failed, Loaded, Status
+from explorer.core.messages import Activation, Exported, Failed, Loaded, Status
 
 
 class LiveClient(QObject):
@@ -17,6 +17,7 @@ class LiveClient(QObject):
     activation_ready = Signal(object)  # Activation
     request_failed = Signal(int, str)
     worker_lost = Signal(str)
+    export_done = Signal(object)  # Exported
 
     def __init__(self, parent: QObject | None = None, **tier_options: Any) -> None:
         super().__init__(parent)
@@ -35,6 +36,9 @@ class LiveClient(QObject):
     def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:
         return self.tier.compute(layer, call_site, inputs)
 
+    def export(self, targets: list, path: str, fmt: str, inputs: dict[str, np.ndarray]) -> int:
+        return self.tier.export(targets, path, fmt, inputs)
+
     def _dispatch(self, event: Any) -> None:
         """Runs on the tier's reader thread; Qt queues each signal to the receivers' (GUI) thread."""
         try:
@@ -52,5 +56,7 @@ class LiveClient(QObject):
             self.activation_ready.emit(event)
         elif isinstance(event, Failed):
             self.request_failed.emit(event.request, event.message)
+        elif isinstance(event, Exported):
+            self.export_done.emit(event)
         elif isinstance(event, WorkerLost):
             self.worker_lost.emit(event.reason)

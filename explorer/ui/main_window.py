@@ -16,6 +16,7 @@ from explorer.core.layout import Layout, compute_layout
 from explorer.core.view_graph import ViewGraph, build_view
 from explorer.ui.actions import install_actions
 from explorer.ui.activations import ActivationsPanel
+from explorer.ui.export_actions import report_export
 from explorer.ui.find_bar import FindBar
 from explorer.ui.graph_scene import box_sizes
 from explorer.ui.graph_view import GraphView
@@ -79,11 +80,16 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.activations.status)
         self.activations.cache.set_budget(int(self.settings.value("activationCacheBytes", DEFAULT_BUDGET)))
         self.activations.failed.connect(lambda message: self.statusBar().showMessage(message, 8000))
+        self.export_request = 0
+        self.live.export_done.connect(lambda exported: report_export(self, exported))
+        self.live.request_failed.connect(self._request_failed)
 
         self.actions_by_name = install_actions(self)
         self.graph_view.layer_selected.connect(self.select_layer)
         self.graph_view.group_toggled.connect(self.toggle_group)
         self.summary.layer_selected.connect(self.select_layer)
+        self.graph_view.selection_changed.connect(self._graph_selection)
+        self.summary.selection_changed.connect(self._table_selection)
         self.inspector.layer_requested.connect(self.select_layer)
         self.find_bar.match_chosen.connect(self.select_layer)
         self.statusBar().showMessage("Open a Keras model (Ctrl+O) or drop a .keras file here")
@@ -177,6 +183,23 @@ class MainWindow(QMainWindow):
             self.inspector.show_layer(self.graph, path)
         if self.activations.layer != path:
             self.activations.show_layer(path)
+
+    def _request_failed(self, request: int, message: str) -> None:
+        if request == self.export_request:
+            self.show_error(f"Export failed: {message}")
+
+    def selected_layers(self) -> list[str]:
+        """The layers chosen for an export: the multi-selection, else the current layer."""
+        paths = self.graph_view.selected_paths() or self.summary.selected_paths()
+        return paths or ([self.activations.layer] if self.activations.layer else [])
+
+    def _graph_selection(self, paths: list[str]) -> None:
+        if len(paths) > 1:
+            self.summary.select_many(paths)
+
+    def _table_selection(self, paths: list[str]) -> None:
+        if len(paths) > 1:
+            self.graph_view.select_many(paths)
 
     def _collapsed_ancestors(self, path: str) -> list[str]:
         ancestors, parent = [], self.graph.node(path).parent

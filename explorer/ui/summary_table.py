@@ -6,6 +6,7 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QItemSelection,
     QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
@@ -76,6 +77,7 @@ class SummaryModel(QAbstractTableModel):
 
 class SummaryPanel(QWidget):
     layer_selected = Signal(str)
+    selection_changed = Signal(list)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,13 +92,14 @@ class SummaryPanel(QWidget):
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(20)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_row)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.totals)
@@ -125,6 +128,26 @@ class SummaryPanel(QWidget):
         self.table.selectionModel().setCurrentIndex(index, flags.ClearAndSelect | flags.Rows)
         self.table.scrollTo(index)
         self._muted = False
+
+    def selected_paths(self) -> list[str]:
+        rows = sorted({self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()})
+        return [self.model.rows[row][0] for row in rows]
+
+    def select_many(self, paths: list[str]) -> None:
+        wanted = set(paths)
+        selection = QItemSelection()
+        for row, (path, _cells, _params) in enumerate(self.model.rows):
+            if path in wanted:
+                index = self.proxy.mapFromSource(self.model.index(row, 0))
+                selection.select(index, index)
+        self._muted = True
+        flags = QItemSelectionModel.SelectionFlag
+        self.table.selectionModel().select(selection, flags.ClearAndSelect | flags.Rows)
+        self._muted = False
+
+    def _on_selection(self) -> None:
+        if not self._muted:
+            self.selection_changed.emit(self.selected_paths())
 
     def selected_path(self) -> str | None:
         index = self.table.selectionModel().currentIndex()

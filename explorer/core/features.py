@@ -1,0 +1,81 @@
+"""Batch feature extraction over a folder of images: decode in parallel, run in batches, skip bad files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from explorer.core.images import ImageError, Preprocessing, load_image
+from explorer.core.inputs import IMAGE, ZEROS, InputSource, prepare_input
+from explorer.core.runtime import InputSpec, run_batch
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+Progress = Callable[[int, int], None]  # (images done, images in total)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    features: np.ndarray  # (N, ...) one row per readable image
+    files: list[str]
+    skipped: list[tuple[str, str]]  # (file, reason)
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    root = Path(folder)
+    if not root.is_dir():
+        raise ImageError(f"{root}: not a folder")
+    return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def extract_features(extractor: Any, specs: list[InputSpec], files: list[Path], preprocessing: Preprocessing,
+                     batch_size: int = 32, progress: Progress | None = None) -> FeatureSet:
+    """Run ``extractor`` (first output) over ``files``; the first model input takes the image, others zeros.
+
+    Images are decoded on a thread pool (Pillow releases the GIL while decoding) one batch ahead of the
+    model, so decoding and inference overlap.
+    """
+    first = specs[0]
+    if any(d is None for d in first.shape[:2]):  # a batch needs one size: free sizes become 224
+        first = InputSpec(first.name, tuple(224 if d is None else d for d in first.shape[:2]) + first.shape[2:],
+                          first.dtype)
+    rows: list[np.ndarray] = []
+    kept: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    extras = {spec.name: prepare_input(spec, InputSource(ZEROS), None, preprocessing).array for spec in specs[1:]}
+    done = 0
+    for batch in _decoded_batches(first, files, preprocessing, batch_size):
+        arrays = [(path, array) for path, array in batch if not isinstance(array, str)]
+        skipped += [(str(path), array) for path, array in batch if isinstance(array, str)]
+        if arrays:
+            fed = {first.name: np.stack([a for _, a in arrays])}
+            fed.update({name: np.repeat(value[None], len(arrays), axis=0) for name, value in extras.items()})
+            rows.append(np.asarray(run_batch(extractor, fed)[0]))
+            kept += [str(path) for path, _ in arrays]
+        done += len(batch)
+        if progress:
+            progress(done, len(files))
+    features = np.concatenate(rows) if rows else np.zeros((0,), np.float32)
+    return FeatureSet(features, kept, skipped)
+
+
+def _decoded_batches(spec: InputSpec, files: list[Path], preprocessing: Preprocessing,
+                     batch_size: int) -> Iterator[list[tuple[Path, np.ndarray | str]]]:
+    def decode(path: Path) -> tuple[Path, np.ndarray | str]:
+        try:
+            return path, prepare_input(spec, InputSource(IMAGE), load_image(path), preprocessing).array
+        except (ImageError, ValueError, OSError) as error:
+            return path, str(error)
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
+        pending = [pool.map(decode, batch) for batch in batches[:2]]  # one batch decoding ahead
+        for index in range(len(batches)):
+            if index + 2 < len(batches):
+                pending.append(pool.map(decode, batches[index + 2]))
+            yield list(pending[index])

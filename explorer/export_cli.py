@@ -1,0 +1,66 @@
+"""``keras-explorer export`` and ``keras-explorer features``: feature extractors in batch, headless."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from explorer.core.export import KERAS, SAVEDMODEL, export_extractor, resolve_targets
+from explorer.core.features import extract_features, image_files
+from explorer.core.graph import LayerGraph
+from explorer.core.images import Preprocessing, suggest_preprocessing
+from explorer.core.runtime import RuntimeFailure, build_extractor, input_specs, load_model
+
+
+def run_export(graph: LayerGraph, options: argparse.Namespace) -> int:
+    targets = resolve_targets(graph, options.layer, options.call)
+    fmt = options.format or (KERAS if options.output.endswith(".keras") else SAVEDMODEL)
+    model = load_model(options.model)
+    specs = input_specs(model)
+    rng = np.random.default_rng(0)  # a fixed input in the pixel range for the verification run
+    inputs = {s.name: rng.uniform(0, 255, tuple(64 if d is None else d for d in s.shape)).astype(np.float32)
+              for s in specs}
+    report = export_extractor(model, options.model, targets, options.output, fmt, inputs)
+    print(f"{report.path}: {report.message}", file=sys.stdout if report.verified else sys.stderr)
+    return 0 if report.verified else 2
+
+
+def run_features(graph: LayerGraph, options: argparse.Namespace) -> int:
+    target = resolve_targets(graph, [options.layer], [options.call])[0]
+    files = image_files(options.images)
+    if not files:
+        raise RuntimeFailure(f"{options.images}: no images (png, jpg, bmp, tif, webp, gif) in this folder")
+    preprocessing = Preprocessing(options.preprocess) if options.preprocess else _suggested(graph)
+    model = load_model(options.model)
+    extractor = build_extractor(model, target.layer, target.call_site)
+    started = time.perf_counter()
+    result = extract_features(extractor, input_specs(model), files, preprocessing, options.batch_size,
+                              _progress_bar(started))
+    seconds = time.perf_counter() - started
+    np.savez(options.output, features=result.features, files=np.array(result.files))
+    print(file=sys.stderr)
+    for path, reason in result.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"{options.output}: {len(result.files)} images, features {tuple(result.features.shape)}, "
+          f"{len(result.files) / seconds:.1f} images/s, {len(result.skipped)} skipped")
+    return 0
+
+
+def _suggested(graph: LayerGraph) -> Preprocessing:
+    preprocessing = suggest_preprocessing([n.class_name for n in graph.nodes if not n.is_group], graph.name, None)
+    print(f"preprocessing: {preprocessing.preset} ({preprocessing.reason})", file=sys.stderr)
+    return preprocessing
+
+
+def _progress_bar(started: float):
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        print(f"\r[{'#' * filled}{' ' * (width - filled)}] {done}/{total} images, {rate:.1f}/s", end="",
+              file=sys.stderr, flush=True)
+    return show
+
