@@ -17,7 +17,7 @@ TensorRef = tuple[str, int, int]  # (layer name, call index, output index) insid
 
 def graph_from_config(
     config: dict[str, Any], weights: WeightTree, keras_version: str | None = None, source: str | None = None,
-    provenance: dict[str, Any] | None = None,
+    provenance: dict[str, Any] | None = None, findings: tuple = (),
 ) -> LayerGraph:
     class_name = str(config.get("class_name", ""))
     inner = config.get("config") if isinstance(config.get("config"), dict) else {}
@@ -41,7 +41,56 @@ def graph_from_config(
         _finish_node(node, "output" if node.path in output_paths and not node.children else node.category)
         for node in _assign_weights(builder.nodes, weights)
     )
-    return LayerGraph(name, kind, nodes, tuple(builder.edges), inputs, outputs, keras_version, source, provenance)
+    _check_connections(nodes, builder.edges)
+    _check_weight_shapes(nodes)
+    return LayerGraph(name, kind, nodes, tuple(builder.edges), inputs, outputs, keras_version, source, provenance,
+                      findings)
+
+
+def _check_weight_shapes(nodes: tuple[LayerNode, ...]) -> None:
+    """The stored kernel must fit the config (units / filters and the input width); Keras would fail later."""
+    for node in nodes:
+        kernel = next((w for w in node.weights if w.name == "kernel"), None)
+        if kernel is None or not kernel.shape:
+            continue
+        width = node.config.get("units", node.config.get("filters"))
+        if node.class_name in ("Dense", "Conv1D", "Conv2D", "Conv3D") and isinstance(width, int) \
+                and kernel.shape[-1] != width:
+            raise ValueError(f"layer '{node.path}': the stored kernel is {kernel.shape} but the config asks for "
+                             f"{width} outputs (weights and config do not match)")
+        inputs = node.input_shapes[0] if node.input_shapes else ()
+        fan_in = inputs[0][-1] if inputs and inputs[0] and node.class_name == "Dense" else None
+        if isinstance(fan_in, int) and kernel.shape[0] != fan_in:
+            raise ValueError(f"layer '{node.path}': the stored kernel is {kernel.shape} but its input has "
+                             f"{fan_in} features (weights and config do not match)")
+
+
+def _check_connections(nodes: tuple[LayerNode, ...], edges: list[Edge]) -> None:
+    """Dangling references and cycles cannot come from Keras; report them instead of drawing nonsense."""
+    known = {n.path: n.calls for n in nodes}
+    following: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for edge in edges:
+        if edge.source not in known:
+            raise ValueError(f"layer '{edge.target}' takes its input from '{edge.source}', which does not exist")
+        if edge.source_call >= known[edge.source]:
+            raise ValueError(f"layer '{edge.target}' uses call {edge.source_call} of '{edge.source}', which has "
+                             f"{known[edge.source]}")
+        following.setdefault((edge.source, edge.source_call), []).append((edge.target, edge.target_call))
+    state: dict[tuple[str, int], int] = {}  # 1: on the current path, 2: done
+    for start in list(following):
+        stack = [(start, iter(following.get(start, ())))]
+        state[start] = state.get(start, 0) or 1
+        while stack:
+            here, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[here] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                raise ValueError(f"the connections form a cycle through '{child[0]}'")
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(following.get(child, ()))))
 
 
 def _finish_node(node: LayerNode, category: str) -> LayerNode:

@@ -92,6 +92,9 @@ class LayerGraph:
     source: str | None = None
     # Where an exported feature extractor came from (recorded by Keras Explorer's export), else None.
     provenance: Mapping[str, Any] | None = field(default=None, compare=False)
+    # What the static safety check found (explorer.core.safety.Finding); the live tier refuses such files
+    # unless the user trusts them.
+    findings: tuple[Any, ...] = field(default=(), compare=False)
     _by_path: Mapping[str, LayerNode] = field(init=False, repr=False, compare=False)
     _inbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)
     _outbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)

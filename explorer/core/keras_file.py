@@ -12,11 +12,16 @@ from typing import Any
 
 import h5py
 
-from explorer.core.config_graph import graph_from_config
+from explorer.core.config_graph import MODEL_CLASSES, graph_from_config
 from explorer.core.graph import LayerGraph
+from explorer.core.safety import Finding, scan_config, scan_hdf5
 from explorer.core.weights import WeightTree, read_legacy_weights, read_weight_tree
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
+MAX_MEMBERS = 10_000
+MAX_RATIO = 100
+MAX_COMPRESSED_WEIGHTS = 1 << 30
+KERAS_MEMBERS = {"config.json", "metadata.json", "model.weights.h5", "model.weights.npz"}
 EXPORT_METADATA_KEY = "keras_explorer_export"  # written into metadata.json by explorer.core.export
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -36,11 +41,13 @@ class ModelFile:
     config: dict[str, Any]
     metadata: dict[str, Any]
     weights: WeightTree
+    findings: tuple[Finding, ...] = ()
 
 
-def load_graph(path: str | os.PathLike[str]) -> LayerGraph:
-    """Read a model file and return its layer graph; raises ModelFileError with a readable message."""
-    model_file = read_model_file(path)
+def load_graph(path: str | os.PathLike[str], trusted_modules: tuple[str, ...] = ()) -> LayerGraph:
+    """Read a model file and return its layer graph (with the safety findings); raises ModelFileError with a
+    readable message. No code from the file runs."""
+    model_file = read_model_file(path, trusted_modules)
     try:
         return graph_from_config(
             model_file.config,
@@ -48,6 +55,7 @@ def load_graph(path: str | os.PathLike[str]) -> LayerGraph:
             keras_version=model_file.metadata.get("keras_version"),
             source=str(model_file.path),
             provenance=_provenance(model_file.metadata),
+            findings=model_file.findings,
         )
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as error:
         # A config Keras itself would not write (hand-edited, corrupted or hostile).
@@ -59,7 +67,7 @@ def _provenance(metadata: dict[str, Any]) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
+def read_model_file(path: str | os.PathLike[str], trusted_modules: tuple[str, ...] = ()) -> ModelFile:
     file_path = Path(path)
     if not file_path.exists():
         raise ModelFileError(file_path, "no such file")
@@ -73,10 +81,33 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
     if not head:
         raise ModelFileError(file_path, "the file is empty")
     if head.startswith(ZIP_MAGIC):
-        return _read_keras_archive(file_path)
-    if head == HDF5_MAGIC:
-        return _read_legacy_h5(file_path)
-    raise ModelFileError(file_path, "not a Keras model (neither a .keras zip archive nor an HDF5 file)")
+        model_file = _read_keras_archive(file_path)
+    elif head == HDF5_MAGIC:
+        model_file = _read_legacy_h5(file_path)
+    else:
+        raise ModelFileError(file_path, f"not a Keras model: {_describe(head)}")
+    _require_model(model_file)
+    findings = (*model_file.findings, *scan_config(model_file.config, "config", trusted_modules))
+    return ModelFile(model_file.path, model_file.config, model_file.metadata, model_file.weights, findings)
+
+
+def _describe(head: bytes) -> str:
+    """Name what the file is, when it is something well known."""
+    for magic, kind in ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+                        (b"PK\x05\x06", "an empty zip archive"), (b"%PDF", "a PDF document"),
+                        (b"\x1f\x8b", "a gzip archive")):
+        if head.startswith(magic):
+            return f"it is {kind}"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "it is a WebP image"
+    return "neither a .keras zip archive nor an HDF5 file"
+
+
+def _require_model(model_file: ModelFile) -> None:
+    config = model_file.config
+    module = str(config.get("module") or "")
+    if module.startswith(("keras.layers", "keras.src.layers")) and config.get("class_name") not in MODEL_CLASSES:
+        raise ModelFileError(model_file.path, f"holds a {config.get('class_name')} layer, not a model")
 
 
 def _read_keras_archive(path: Path) -> ModelFile:
@@ -85,17 +116,38 @@ def _read_keras_archive(path: Path) -> ModelFile:
     except (zipfile.BadZipFile, OSError) as error:
         raise ModelFileError(path, f"damaged or truncated zip archive ({error})") from error
     with archive:
+        zip_findings = _check_members(path, archive.infolist())
         names = set(archive.namelist())
         if "config.json" not in names:
             raise ModelFileError(path, "a zip archive but not a Keras model (no config.json inside)")
         config = _read_json_member(archive, "config.json", path)
         metadata = _read_json_member(archive, "metadata.json", path) if "metadata.json" in names else {}
-        weights = WeightTree.empty()
+        weights, weight_findings = WeightTree.empty(), []
         if "model.weights.h5" in names:
-            weights = _read_archived_weights(path, archive.getinfo("model.weights.h5"))
+            weights, weight_findings = _read_archived_weights(path, archive.getinfo("model.weights.h5"))
     if not isinstance(config, dict):
         raise ModelFileError(path, "config.json does not describe a model")
-    return ModelFile(path, config, metadata if isinstance(metadata, dict) else {}, weights)
+    metadata = metadata if isinstance(metadata, dict) else {}
+    return ModelFile(path, config, metadata, weights, (*zip_findings, *weight_findings))
+
+
+def _check_members(path: Path, members: list[zipfile.ZipInfo]) -> list[Finding]:
+    """Only what Keras writes, nothing escaping the archive, and sizes a zip bomb cannot inflate."""
+    if len(members) > MAX_MEMBERS:
+        raise ModelFileError(path, f"{len(members)} files in the archive; a Keras model has a handful")
+    findings = []
+    for info in members:
+        name = info.filename
+        if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/") or ":" in name:
+            findings.append(Finding(f"archive member {name!r}", "a path outside the archive"))
+        elif name not in KERAS_MEMBERS and not name.startswith("assets/"):
+            findings.append(Finding(f"archive member {name!r}", "a file Keras does not write"))
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            if name in ("config.json", "metadata.json"):
+                raise ModelFileError(path, f"{name} expands {info.file_size // max(info.compress_size, 1)}x: "
+                                           "a zip bomb")
+            findings.append(Finding(f"archive member {name!r}", "compressed more than 100:1 (a zip bomb)"))
+    return findings
 
 
 def _read_json_member(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
@@ -110,7 +162,7 @@ def _read_json_member(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
         raise ModelFileError(path, f"{name} is not valid JSON ({error})") from error
 
 
-def _read_archived_weights(path: Path, info: zipfile.ZipInfo) -> WeightTree:
+def _read_archived_weights(path: Path, info: zipfile.ZipInfo) -> tuple[WeightTree, list[Finding]]:
     """Open the weights member in place (only its metadata is read, not the values)."""
     try:
         if info.compress_type == zipfile.ZIP_STORED:
@@ -122,9 +174,13 @@ def _read_archived_weights(path: Path, info: zipfile.ZipInfo) -> WeightTree:
             with open(path, "rb") as raw:
                 buffered = io.BufferedReader(_FileSlice(raw, start, info.file_size), 1 << 16)
                 with h5py.File(buffered, "r") as h5:
-                    return read_weight_tree(h5)
+                    tree = read_weight_tree(h5)
+                    return tree, scan_hdf5(h5, "model.weights.h5", info.file_size, tree.datasets)
+        if info.file_size > MAX_COMPRESSED_WEIGHTS:
+            raise ModelFileError(path, "the weights are compressed and too large to inspect")
         with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read(info)), "r") as h5:
-            return read_weight_tree(h5)
+            tree = read_weight_tree(h5)
+            return tree, scan_hdf5(h5, "model.weights.h5", info.file_size, tree.datasets)
     except (OSError, RuntimeError, TypeError, ValueError, KeyError, zipfile.BadZipFile) as error:
         # h5py reports corrupt structures as RuntimeError/TypeError as well as OSError.
         raise ModelFileError(path, f"the weights file inside is damaged or truncated ({error})") from error
@@ -140,6 +196,7 @@ def _read_legacy_h5(path: Path) -> ModelFile:
                 raw_config = raw_config.decode("utf-8")
             metadata = {"keras_version": _text_attr(h5.attrs.get("keras_version"))}
             weights = read_legacy_weights(h5)
+            findings = scan_hdf5(h5, "HDF5 file", path.stat().st_size)
     except (OSError, RuntimeError, TypeError, ValueError, KeyError, UnicodeDecodeError) as error:
         raise ModelFileError(path, f"damaged or truncated HDF5 file ({error})") from error
     try:
@@ -148,7 +205,7 @@ def _read_legacy_h5(path: Path) -> ModelFile:
         raise ModelFileError(path, f"the model config is not valid JSON ({error})") from error
     if not isinstance(config, dict):
         raise ModelFileError(path, "the model config does not describe a model")
-    return ModelFile(path, config, metadata, weights)
+    return ModelFile(path, config, metadata, weights, tuple(findings))
 
 
 def _text_attr(value: Any) -> str | None:

@@ -17,11 +17,22 @@ class RawWeight:
 
 
 @dataclass(frozen=True)
+class StoredDataset:
+    """Storage facts the safety check needs, gathered in the same pass that reads the shapes."""
+
+    path: str
+    declared_bytes: int
+    external: bool
+    virtual: bool
+
+
+@dataclass(frozen=True)
 class WeightTree:
     """Weights per layer, keyed by the tuple of layer names from the top model down to the layer."""
 
     by_layer: dict[tuple[str, ...], tuple[RawWeight, ...]] = field(default_factory=dict)
     legacy: bool = False
+    datasets: tuple[StoredDataset, ...] = ()
 
     @classmethod
     def empty(cls) -> WeightTree:
@@ -47,6 +58,7 @@ def read_weight_tree(h5: h5py.File) -> WeightTree:
             names[path.rpartition("/")[0]] = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
     h5.visititems(visit)
+    stored = tuple(stored_dataset(path, dataset) for path, dataset in datasets)
     result: dict[tuple[str, ...], list[RawWeight]] = {}
     for path, dataset in datasets:
         parts = path.split("/")
@@ -65,7 +77,16 @@ def read_weight_tree(h5: h5py.File) -> WeightTree:
         key = "/".join([*sublayers, parts[-1]])
         weight = RawWeight(key, tuple(int(d) for d in dataset.shape), str(dataset.dtype))
         result.setdefault(tuple(names[g] for g in layer_groups), []).append(weight)
-    return WeightTree({k: tuple(sorted(v, key=_storage_order)) for k, v in result.items()})
+    return WeightTree({k: tuple(sorted(v, key=_storage_order)) for k, v in result.items()}, datasets=stored)
+
+
+def stored_dataset(path: str, dataset: h5py.Dataset) -> StoredDataset:
+    size = dataset.dtype.itemsize
+    for dim in dataset.shape or ():
+        size *= int(dim)
+    plist = dataset.id.get_create_plist()  # one property list read answers both storage questions
+    layout = plist.get_layout()
+    return StoredDataset(path, size, plist.get_external_count() > 0, layout == h5py.h5d.VIRTUAL)
 
 
 def _storage_order(weight: RawWeight) -> tuple:
