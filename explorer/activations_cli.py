@@ -18,7 +18,7 @@ from explorer.core.runtime import InputSpec, RuntimeFailure, build_extractor, in
 
 def run_activations(graph: LayerGraph, options: argparse.Namespace) -> int:
     target = resolve_targets(graph, [options.layer], [options.call])[0]
-    model = load_model(options.model)
+    model = load_model(options.model, trust=options.trust)
     specs = input_specs(model)
     inputs = _inputs_from_arrays(specs, options.input) if options.input else _inputs_from_image(graph, specs, options)
     outputs = run_extractor(build_extractor(model, target.layer, target.call_site), inputs, specs)

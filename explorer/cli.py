@@ -8,7 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("summary", "graph", "activations", "export", "features")
+SUBCOMMANDS = ("summary", "graph", "check", "activations", "export", "features")
+LOADS_INTO_KERAS = ("activations", "export", "features")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,8 +38,15 @@ def _headless(args: list[str]) -> int:
     graph.add_argument("model")
     graph.add_argument("-o", "--output", required=True, help="OUT.svg or OUT.png")
     graph.add_argument("--expand", action="store_true", help="draw nested models expanded")
+    check = commands.add_parser("check", help="list what in the file could run code or touch the system",
+                                description="Static safety check; exit 0: clean, 1: findings, 2: unreadable.")
+    check.add_argument("model")
     _add_activations_parser(commands)
     _add_export_parsers(commands)
+    for name in LOADS_INTO_KERAS:
+        commands.choices[name].add_argument(
+            "--trust", action="store_true",
+            help="load the file even if the safety check found code or paths in it (runs that code)")
     options = parser.parse_args(args)
     from explorer.core.images import ImageError
     from explorer.core.keras_file import ModelFileError, load_graph
@@ -47,6 +55,21 @@ def _headless(args: list[str]) -> int:
 
     try:
         model_graph = load_graph(options.model)
+    except ModelFileError as error:
+        print(f"keras-explorer: {error}", file=sys.stderr)
+        return 2 if options.command == "check" else 1
+    if options.command == "check":
+        for finding in model_graph.findings:
+            print(finding)
+        return 1 if model_graph.findings else 0
+    for finding in model_graph.findings:
+        print(f"finding: {finding}", file=sys.stderr)
+    if options.command in LOADS_INTO_KERAS and model_graph.findings and not options.trust:
+        print(f"keras-explorer: refusing to load {options.model} into Keras: the safety check found "
+              f"{len(model_graph.findings)} thing(s) that could run code (listed above); pass --trust to load "
+              "it anyway", file=sys.stderr)
+        return 3
+    try:
         if options.command == "summary":
             return _summary(model_graph, options.json)
         if options.command == "activations":

@@ -18,7 +18,7 @@ from explorer.core.runtime import RuntimeFailure, build_extractor, input_specs, 
 def run_export(graph: LayerGraph, options: argparse.Namespace) -> int:
     targets = resolve_targets(graph, options.layer, options.call)
     fmt = options.format or (KERAS if options.output.endswith(".keras") else SAVEDMODEL)
-    model = load_model(options.model)
+    model = load_model(options.model, trust=options.trust)
     specs = input_specs(model)
     rng = np.random.default_rng(0)  # a fixed input in the pixel range for the verification run
     inputs = {s.name: rng.uniform(0, 255, tuple(64 if d is None else d for d in s.shape)).astype(np.float32)
@@ -34,7 +34,7 @@ def run_features(graph: LayerGraph, options: argparse.Namespace) -> int:
     if not files:
         raise RuntimeFailure(f"{options.images}: no images (png, jpg, bmp, tif, webp, gif) in this folder")
     preprocessing = Preprocessing(options.preprocess) if options.preprocess else _suggested(graph)
-    model = load_model(options.model)
+    model = load_model(options.model, trust=options.trust)
     extractor = build_extractor(model, target.layer, target.call_site)
     started = time.perf_counter()
     result = extract_features(extractor, input_specs(model), files, preprocessing, options.batch_size,

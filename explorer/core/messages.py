@@ -18,6 +18,7 @@ EXPORTING = "exporting"
 class LoadModel:
     request: int
     path: str
+    trusted: bool = False  # the user consented to running the code this file names
 
 
 @dataclass(frozen=True)

@@ -27,17 +27,39 @@ class InputSpec:
     dtype: str
 
 
-def load_model(path: str | Path) -> Any:
-    """Load with Keras' safe mode on and without compiling (no optimizer or loss code runs)."""
+def load_model(path: str | Path, trust: bool = False) -> Any:
+    """Load a model file into Keras, never compiling it (no optimizer or loss code runs).
+
+    The file is first checked statically (explorer.core.safety); a file with findings is refused unless
+    ``trust`` is given, the user's explicit consent, which also lets Keras' safe mode allow Python code
+    (Lambda layers). Loading runs under an audit hook that refuses sockets and new processes.
+    """
+    from explorer.core.guard import loading_guard
+    from explorer.core.keras_file import ModelFileError, load_graph
+
+    try:
+        findings = load_graph(path).findings
+    except ModelFileError as error:
+        raise RuntimeFailure(error.reason) from error
+    if findings and not trust:
+        raise RuntimeFailure(f"refusing to load {Path(path).name} into Keras: {len(findings)} safety finding(s), "
+                             f"first: {findings[0]}; trust the file to load it anyway (--trust)")
     import keras
 
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        with loading_guard(allow_code=trust):
+            model = keras.saving.load_model(path, compile=False, safe_mode=not trust)
     except Exception as error:  # Keras raises many types for bad files; all mean "cannot load"
-        raise RuntimeFailure(f"Keras could not load {Path(path).name}: {error}") from error
+        raise RuntimeFailure(f"Keras could not load {Path(path).name}: {_trim(str(error))}") from error
     if not isinstance(model, keras.Model):
         raise RuntimeFailure(f"{Path(path).name} holds a {type(model).__name__}, not a Keras model")
     return model
+
+
+def _trim(text: str, limit: int = 300) -> str:
+    """Keras errors can quote the file's own strings: one printable line, bounded."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def input_specs(model: Any) -> list[InputSpec]:

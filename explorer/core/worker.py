@@ -38,6 +38,9 @@ def worker_main(connection: Connection) -> None:
 
 
 def _serve(connection: Connection) -> None:
+    from explorer.core.guard import private_home
+
+    private_home()  # before TensorFlow: its caches, Keras' config and any temp files stay in our folder
     connection.send(Status(STARTING, "importing TensorFlow"))
     import keras  # noqa: F401  (the import is the slow part; do it before reporting ready)
 
@@ -99,7 +102,7 @@ class _Session:
     def _load(self, message: LoadModel) -> None:
         self.model, self.specs, self.extractors, self.path = None, [], {}, message.path
         self.send(Status(LOADING, message.path))
-        self.model = self.runtime.load_model(message.path)
+        self.model = self.runtime.load_model(message.path, trust=message.trusted)
         self.specs = self.runtime.input_specs(self.model)
         self.send(Loaded(message.request, self.model.name, tuple(self.specs)))
         self.send(Status(READY, self.model.name))
