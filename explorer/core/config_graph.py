@@ -32,19 +32,25 @@ def graph_from_config(
             for out_name, (path, call, index) in model.outputs
         )
     else:
-        # Subclassed or otherwise opaque: the file holds constructor arguments, not a layer list.
+        # Subclassed or otherwise opaque: the file holds constructor arguments, not a layer list. What can be
+        # known without running code: the tracked sublayers and their weights, as stored.
         module = str(config.get("module") or "")
         kind = "unknown" if module.startswith("keras") and class_name in MODEL_CLASSES else "subclassed"
         inputs = outputs = ()
+        builder.nodes = _tracked_sublayers(weights)
     output_paths = {p.layer for p in outputs}
     nodes = tuple(
         _finish_node(node, "output" if node.path in output_paths and not node.children else node.category)
-        for node in _assign_weights(builder.nodes, weights)
+        for node in (_assign_weights(builder.nodes, weights) if kind in ("sequential", "functional") else builder.nodes)
     )
     _check_connections(nodes, builder.edges)
     _check_weight_shapes(nodes)
+    own_config = {key: value for key, value in inner.items() if key not in ("layers", "input_layers",
+                                                                            "output_layers")}
+    if isinstance(config.get("build_config"), dict):
+        own_config["build_config"] = config["build_config"]
     return LayerGraph(name, kind, nodes, tuple(builder.edges), inputs, outputs, keras_version, source, provenance,
-                      findings)
+                      findings, own_config)
 
 
 def _check_weight_shapes(nodes: tuple[LayerNode, ...]) -> None:
@@ -91,6 +97,18 @@ def _check_connections(nodes: tuple[LayerNode, ...], edges: list[Edge]) -> None:
             elif child not in state:
                 state[child] = 1
                 stack.append((child, iter(following.get(child, ()))))
+
+
+def _tracked_sublayers(weights: WeightTree) -> list[LayerNode]:
+    """One node per stored group of variables, named by attribute path; no edges (none are stored)."""
+    nodes = []
+    for attribute, (name, raw) in sorted(weights.by_attribute.items()):
+        stored = [Weight(sublayer_weight_name("", int(w.key)) if w.key.isdigit() else w.key, w.shape, w.dtype, True)
+                  for w in raw]
+        nodes.append(LayerNode(path=attribute, name=name, class_name="tracked sublayer", category="other",
+                               parent=None, config={"attribute": attribute, "layer name": name},
+                               weights=tuple(stored)))
+    return nodes
 
 
 def _finish_node(node: LayerNode, category: str) -> LayerNode:

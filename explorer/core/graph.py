@@ -95,6 +95,8 @@ class LayerGraph:
     # What the static safety check found (explorer.core.safety.Finding); the live tier refuses such files
     # unless the user trusts them.
     findings: tuple[Any, ...] = field(default=(), compare=False)
+    # The model's own config: for a subclassed model, its constructor arguments and build input shape.
+    model_config: Mapping[str, Any] = field(default_factory=dict, compare=False)
     _by_path: Mapping[str, LayerNode] = field(init=False, repr=False, compare=False)
     _inbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)
     _outbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)

@@ -8,9 +8,11 @@ bytecode in activations or ``compile_config`` are the known scanner bypasses.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -163,3 +165,12 @@ def scan_hdf5(h5: h5py.File, where: str, stored_bytes: int, datasets: Iterable[S
     return findings
 
 
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file: trust is remembered per exact content, so an edited file is not trusted."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

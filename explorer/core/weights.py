@@ -33,6 +33,9 @@ class WeightTree:
     by_layer: dict[tuple[str, ...], tuple[RawWeight, ...]] = field(default_factory=dict)
     legacy: bool = False
     datasets: tuple[StoredDataset, ...] = ()
+    # Every group holding variables, by attribute path (``blocks/dense``): for subclassed models, whose
+    # sublayers are stored under the attribute names of the Python object, not under "layers".
+    by_attribute: dict[str, tuple[str, tuple[RawWeight, ...]]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> WeightTree:
@@ -59,12 +62,16 @@ def read_weight_tree(h5: h5py.File) -> WeightTree:
 
     h5.visititems(visit)
     stored = tuple(stored_dataset(path, dataset) for path, dataset in datasets)
+    by_attribute: dict[str, list[RawWeight]] = {}
     result: dict[tuple[str, ...], list[RawWeight]] = {}
     for path, dataset in datasets:
         parts = path.split("/")
         if len(parts) < 2 or parts[-2] != "vars":
             continue
         owner = parts[:-2]
+        if owner:
+            by_attribute.setdefault("/".join(owner), []).append(
+                RawWeight(parts[-1], tuple(int(d) for d in dataset.shape), str(dataset.dtype)))
         depth = 0
         while depth + 1 < len(owner) and owner[depth] == "layers":
             depth += 2
@@ -77,7 +84,10 @@ def read_weight_tree(h5: h5py.File) -> WeightTree:
         key = "/".join([*sublayers, parts[-1]])
         weight = RawWeight(key, tuple(int(d) for d in dataset.shape), str(dataset.dtype))
         result.setdefault(tuple(names[g] for g in layer_groups), []).append(weight)
-    return WeightTree({k: tuple(sorted(v, key=_storage_order)) for k, v in result.items()}, datasets=stored)
+    attributes = {path: (names.get(path, path.rsplit("/", 1)[-1]), tuple(sorted(weights, key=_storage_order)))
+                  for path, weights in by_attribute.items()}
+    return WeightTree({k: tuple(sorted(v, key=_storage_order)) for k, v in result.items()}, datasets=stored,
+                      by_attribute=attributes)
 
 
 def stored_dataset(path: str, dataset: h5py.Dataset) -> StoredDataset:

@@ -48,6 +48,7 @@ class ActivationsPanel(QWidget):
         self.requested_at = 0.0
         self.outputs: list[np.ndarray] = []
         self._lost_request = False
+        self.refused = False
 
         self.inputs = InputPanel()
         self.title = QLabel("No layer selected")
@@ -88,15 +89,20 @@ class ActivationsPanel(QWidget):
         client.status_changed.connect(self._set_status)
 
     # -- model and image
-    def set_model(self, path: Path, graph: LayerGraph) -> None:
+    def set_model(self, path: Path, graph: LayerGraph, trusted: bool = False) -> None:
         self.graph, self.layer = graph, None
         self.cache.clear()
         self.class_names = _class_names(path)
         self.specs = [InputSpec(p.name, tuple(p.shape[1:]), "float32") for p in graph.inputs if p.shape]
         self.inputs.set_specs(self.specs, self._suggestion())
-        self.view.show_message("Click a layer to see what it computes on the input image.")
         self.title.setText("No layer selected")
-        self.client.load(str(path))
+        self.refused = bool(graph.findings) and not trusted
+        if self.refused:  # the structure is shown, but nothing from this file runs without consent
+            self.view.show_message("Activations are off for this file: the safety check found code or paths in "
+                                   "it (see the Findings panel). Trust the file to load it into Keras.")
+            return
+        self.view.show_message("Click a layer to see what it computes on the input image.")
+        self.client.load(str(path), trusted)
         self._inputs_changed()
 
     def set_image(self, path: str) -> bool:
@@ -124,6 +130,7 @@ class ActivationsPanel(QWidget):
         elif self._lost_request:  # the worker was restarted: ask again for what is on screen
             self._request()
         self._lost_request = False
+        self.refused = False
 
     def _worker_lost(self, reason: str) -> None:
         self._lost_request = self.latest_request > 0
@@ -169,7 +176,7 @@ class ActivationsPanel(QWidget):
 
     def _request(self) -> None:
         key = self._key()
-        if key is None:
+        if key is None or self.refused:
             return
         self.title.setText(f"<b>{self.layer}</b>")
         self.requested_at = time.perf_counter()

@@ -17,7 +17,10 @@ MARGIN = 20.0
 
 def box_lines(graph: LayerGraph, path: str) -> list[str]:
     node = graph.node(path)
-    lines = [node.name, node.class_name, output_shape_text(graph, path)]
+    shape = output_shape_text(graph, path)
+    if shape == "?" and node.weights:  # e.g. a subclassed model's sublayer: no shape stored, weights are
+        shape = f"{graph.params(path)[0]:,} params"
+    lines = [node.name, node.class_name, shape]
     if node.is_group:
         lines.append(f"{graph.params(path)[0]:,} params  ·  double-click to expand")
     return lines

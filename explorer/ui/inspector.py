@@ -49,6 +49,9 @@ class Inspector(QTreeWidget):
             section = self._section(f"{title} ({len(ports)})", expanded=True)
             for port in ports:
                 self._row(section, port.name, format_shape(port.shape)).setData(0, PATH_ROLE, port.layer)
+        if graph.kind in ("subclassed", "unknown"):
+            constructor = self._section("Constructor config (from the file)", expanded=True)
+            self._fill(constructor, dict(graph.model_config))
         hint = self._section("Click a layer to see its details", expanded=False)
         hint.setForeground(0, self.palette().placeholderText())
         self.resizeColumnToContents(0)

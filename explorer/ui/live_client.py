@@ -30,8 +30,8 @@ class LiveClient(QObject):
     def stop(self) -> None:
         self.tier.stop()
 
-    def load(self, path: str) -> int:
-        return self.tier.load(path)
+    def load(self, path: str, trusted: bool = False) -> int:
+        return self.tier.load(path, trusted)
 
     def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:
         return self.tier.compute(layer, call_site, inputs)
