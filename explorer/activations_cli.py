@@ -9,19 +9,23 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.core.export import resolve_targets
+from explorer.core.export import Target, resolve_targets
 from explorer.core.graph import LayerGraph
 from explorer.core.images import Preprocessing, load_image, suggest_preprocessing
 from explorer.core.inputs import IMAGE, ZEROS, InputSource, load_npy, prepare_input
-from explorer.core.runtime import InputSpec, RuntimeFailure, build_extractor, input_specs, load_model, run_extractor
+from explorer.core.runtime import InputSpec, RuntimeFailure, extract, open_model
 
 
 def run_activations(graph: LayerGraph, options: argparse.Namespace) -> int:
-    target = resolve_targets(graph, [options.layer], [options.call])[0]
-    model = load_model(options.model, trust=options.trust)
-    specs = input_specs(model)
+    # Subclassed models have no layer list in the file: their layers are known once traced.
+    target = resolve_targets(graph, [options.layer], [options.call])[0] if graph.kind != "subclassed" \
+        else Target(options.layer, (options.call,))
+    live = open_model(options.model, options.trust, options.custom_objects)
+    specs = live.specs
+    if live.trace:
+        print(f"traced ({live.trace.method}): {live.trace.note}", file=sys.stderr)
     inputs = _inputs_from_arrays(specs, options.input) if options.input else _inputs_from_image(graph, specs, options)
-    outputs = run_extractor(build_extractor(model, target.layer, target.call_site), inputs, specs)
+    outputs = extract(live, target.layer, target.call_site, inputs)
     written = _write(outputs, options)
     for path in written:
         print(path)

@@ -47,6 +47,9 @@ def _headless(args: list[str]) -> int:
         commands.choices[name].add_argument(
             "--trust", action="store_true",
             help="load the file even if the safety check found code or paths in it (runs that code)")
+        commands.choices[name].add_argument(
+            "--custom-objects", metavar="FILE.py",
+            help="Python file defining the model's own classes (subclassed models); runs it, needs --trust")
     options = parser.parse_args(args)
     from explorer.core.images import ImageError
     from explorer.core.keras_file import ModelFileError, load_graph

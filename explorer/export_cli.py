@@ -12,14 +12,16 @@ from explorer.core.export import KERAS, SAVEDMODEL, export_extractor, resolve_ta
 from explorer.core.features import extract_features, image_files
 from explorer.core.graph import LayerGraph
 from explorer.core.images import Preprocessing, suggest_preprocessing
-from explorer.core.runtime import RuntimeFailure, build_extractor, input_specs, load_model
+from explorer.core.runtime import RuntimeFailure, build_extractor, open_model
 
 
 def run_export(graph: LayerGraph, options: argparse.Namespace) -> int:
     targets = resolve_targets(graph, options.layer, options.call)
     fmt = options.format or (KERAS if options.output.endswith(".keras") else SAVEDMODEL)
-    model = load_model(options.model, trust=options.trust)
-    specs = input_specs(model)
+    live = open_model(options.model, options.trust, options.custom_objects)
+    if live.graph is None:
+        raise RuntimeFailure("this subclassed model could not be traced, so no extractor can be cut from it")
+    model, specs = live.graph, live.specs
     rng = np.random.default_rng(0)  # a fixed input in the pixel range for the verification run
     inputs = {s.name: rng.uniform(0, 255, tuple(64 if d is None else d for d in s.shape)).astype(np.float32)
               for s in specs}
@@ -34,10 +36,12 @@ def run_features(graph: LayerGraph, options: argparse.Namespace) -> int:
     if not files:
         raise RuntimeFailure(f"{options.images}: no images (png, jpg, bmp, tif, webp, gif) in this folder")
     preprocessing = Preprocessing(options.preprocess) if options.preprocess else _suggested(graph)
-    model = load_model(options.model, trust=options.trust)
-    extractor = build_extractor(model, target.layer, target.call_site)
+    live = open_model(options.model, options.trust, options.custom_objects)
+    if live.graph is None:
+        raise RuntimeFailure("this subclassed model could not be traced, so no extractor can be cut from it")
+    extractor = build_extractor(live.graph, target.layer, target.call_site)
     started = time.perf_counter()
-    result = extract_features(extractor, input_specs(model), files, preprocessing, options.batch_size,
+    result = extract_features(extractor, live.specs, files, preprocessing, options.batch_size,
                               _progress_bar(started))
     seconds = time.perf_counter() - started
     np.savez(options.output, features=result.features, files=np.array(result.files))

@@ -97,6 +97,8 @@ class LayerGraph:
     findings: tuple[Any, ...] = field(default=(), compare=False)
     # The model's own config: for a subclassed model, its constructor arguments and build input shape.
     model_config: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # Set when the structure was recovered by running the model (subclassed models): method and caveats.
+    trace: str | None = None
     _by_path: Mapping[str, LayerNode] = field(init=False, repr=False, compare=False)
     _inbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)
     _outbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)

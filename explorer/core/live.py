@@ -47,6 +47,7 @@ class LiveTier:
         self._busy_since: float | None = None
         self._model_path: str | None = None
         self._trusted = self._tainted = False
+        self._custom_objects: str | None = None
         self._stopping = False
         self.peak_rss = 0
         atexit.register(self.detach)  # at interpreter exit the worker dies with us: do not restart it
@@ -78,7 +79,7 @@ class LiveTier:
         threading.Thread(target=self._read, args=(parent, generation), daemon=True).start()
         threading.Thread(target=self._watch, args=(process, generation), daemon=True).start()
         if self._model_path:  # after a restart the model comes back by itself
-            self.load(self._model_path, self._trusted)
+            self.load(self._model_path, self._trusted, self._custom_objects)
 
     def stop(self, wait: float = 5.0) -> None:
         with self._lock:
@@ -108,7 +109,7 @@ class LiveTier:
         return self._process.pid if self._process else None
 
     # -- requests
-    def load(self, path: str, trusted: bool = False) -> int:
+    def load(self, path: str, trusted: bool = False, custom_objects: str | None = None) -> int:
         """Load a model in the worker. A worker that ran a trusted (flagged) file is replaced first: whatever
         that file's code did to the process must not carry over to the next one."""
         if self._tainted and str(path) != self._model_path and self._process is not None:
@@ -116,7 +117,8 @@ class LiveTier:
             self._kill()
             self._spawn()
         self._model_path, self._trusted, self._tainted = str(path), trusted, trusted
-        return self._send(LoadModel(next(self._ids), str(path), trusted))
+        self._custom_objects = custom_objects
+        return self._send(LoadModel(next(self._ids), str(path), trusted, custom_objects))
 
     def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:
         return self._send(Compute(next(self._ids), layer, tuple(call_site), inputs))

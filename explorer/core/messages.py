@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from explorer.core.export import ExportReport, Target
-from explorer.core.runtime import InputSpec
+from explorer.core.runtime import InputSpec, Trace
 
 # Worker states shown by the status indicator.
 STARTING, LOADING, READY, COMPUTING, FAILED, STOPPED = "starting", "loading", "ready", "computing", "failed", "stopped"
@@ -19,6 +19,7 @@ class LoadModel:
     request: int
     path: str
     trusted: bool = False  # the user consented to running the code this file names
+    custom_objects: str | None = None  # a Python file defining the model's classes (run only when trusted)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ class Loaded:
     request: int
     model_name: str
     inputs: tuple[InputSpec, ...]
+
+
+@dataclass(frozen=True)
+class Traced:
+    request: int
+    trace: Trace
 
 
 @dataclass(frozen=True)

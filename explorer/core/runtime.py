@@ -201,6 +201,130 @@ def _inline(graph: Any, inputs: list[Any], prefix: tuple[str, ...], site: tuple[
     return [tensors[id(t)] for t in graph.outputs]
 
 
+@dataclass
+class LiveModel:
+    """A loaded model ready for extraction: ``graph`` is the model, or the graph traced from a subclassed
+    one (None when only eager recording worked)."""
+
+    model: Any
+    graph: Any
+    specs: list[InputSpec]
+    trace: Trace | None = None
+
+
+def open_model(path: str | Path, trust: bool = False, custom_objects: str | None = None) -> LiveModel:
+    """Load (see load_model), first running ``custom_objects`` (a Python file defining the model's classes,
+    only with ``trust``); subclassed models are traced."""
+    if custom_objects:
+        if not trust:
+            raise RuntimeFailure("custom objects are Python code: trust the file to run them (--trust)")
+        import runpy
+
+        runpy.run_path(str(custom_objects), run_name="keras_explorer_custom_objects")
+    model = load_model(path, trust=trust)
+    if is_graph_model(model):
+        return LiveModel(model, model, input_specs(model))
+    from explorer.core.keras_file import load_graph
+
+    build = load_graph(path).model_config.get("build_config", {})
+    shape = tuple(build.get("input_shape") or ()) if isinstance(build, dict) else ()
+    if not shape:
+        raise RuntimeFailure("the file records no input shape to trace this subclassed model with")
+    traced, trace = trace_subclassed(model, shape)
+    specs = input_specs(traced) if traced is not None else [InputSpec("input", tuple(shape[1:]), "float32")]
+    return LiveModel(model, traced, specs, trace)
+
+
+def extract(live: LiveModel, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray],
+            extractors: dict | None = None) -> list[np.ndarray]:
+    """One layer's outputs for one input; ``extractors`` caches built extractors between calls."""
+    if live.graph is None:  # no graph: run the model once and capture that layer's output
+        batch = np.asarray(inputs[live.specs[0].name], np.float32)[None]
+        return [record_layer_calls(live.model, batch, capture=layer)[0]]
+    cache = {} if extractors is None else extractors
+    key = (layer, tuple(call_site))
+    if key not in cache:
+        cache[key] = build_extractor(live.graph, layer, call_site)
+    return run_extractor(cache[key], inputs, live.specs)
+
+
+@dataclass(frozen=True)
+class Trace:
+    method: str  # "symbolic call" or "eager recording"
+    config_json: str  # a Functional config (symbolic call) or the recorded layer calls (eager recording)
+    note: str
+
+
+def is_graph_model(model: Any) -> bool:
+    import keras
+
+    return isinstance(model, keras.Sequential) or hasattr(model, "_nodes_by_depth")
+
+
+def trace_subclassed(model: Any, input_shape: tuple[int | None, ...]) -> tuple[Any | None, Trace]:
+    """Recover what a subclassed model's ``call`` does, without guessing.
+
+    First ``model.call`` on symbolic inputs: in Keras 3 this often yields the real graph (sublayers and
+    keras.ops), returned as a Functional model sharing the weights. It fails on Python branching over
+    tensors and raw TensorFlow ops; then one eager forward pass records each sublayer call (order and
+    shapes) and no connection is claimed.
+    """
+    import json
+
+    import keras
+
+    shape = tuple(input_shape)
+    try:
+        symbolic = keras.Input(batch_shape=(None, *shape[1:]), name="input")
+        traced = keras.Model(symbolic, model.call(symbolic), name=f"{model.name}_traced")
+        config = {"module": "keras.src.models.functional", "class_name": "Functional", "config": traced.get_config()}
+        note = ("connections observed by calling model.call on symbolic inputs; Python branches not taken for "
+                "these inputs are not shown")
+        return traced, Trace("symbolic call", json.dumps(config, default=str), note)
+    except Exception as error:  # any failure of symbolic tracing falls back to recording
+        reason = _trim(f"{type(error).__name__}: {error}", 160)
+    calls = record_layer_calls(model, np.zeros((1, *(1 if d is None else d for d in shape[1:])), np.float32))
+    note = (f"symbolic tracing failed ({reason}); the sublayer calls of one forward pass on zeros are listed in "
+            "order with their output shapes, without connections")
+    return None, Trace("eager recording", json.dumps(calls), note)
+
+
+def record_layer_calls(model: Any, batch: np.ndarray, capture: str | None = None) -> Any:
+    """Run ``model`` once eagerly, recording each sublayer call (name, class, output shapes) in order; with
+    ``capture``, return that layer's first output value instead."""
+    import keras
+
+    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+              if not isinstance(layer, keras.Model)]
+    calls: list[dict[str, Any]] = []
+    captured: list[Any] = []
+    originals = {id(layer): layer.call for layer in layers}
+
+    def wrap(layer: Any) -> Any:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            result = originals[id(layer)](*args, **kwargs)
+            flat = result if isinstance(result, list | tuple) else [result]
+            calls.append({"name": layer.name, "class_name": type(layer).__name__,
+                          "output_shapes": [list(getattr(t, "shape", ())) for t in flat]})
+            if layer.name == capture and not captured:
+                captured.append(np.asarray(flat[0]))
+            return result
+        return recorded
+
+    try:
+        for layer in layers:
+            layer.call = wrap(layer)
+        model(batch, training=False)
+    finally:
+        for layer in layers:
+            layer.call = originals[id(layer)]
+    if capture is not None:
+        if not captured:
+            raise RuntimeFailure(f"layer '{capture}' did not run in the forward pass")
+        return captured[0]
+    return calls
+
+
 def _graph_of(model: Any) -> Any:
     """The Functional graph of a model: itself, or the one a Sequential builds from its input."""
     import keras

@@ -28,6 +28,7 @@ from explorer.core.messages import (
     LoadModel,
     Shutdown,
     Status,
+    Traced,
 )
 
 
@@ -67,15 +68,16 @@ class _Session:
     def __init__(self, runtime: Any, send: Callable[[Any], None]) -> None:
         self.runtime = runtime
         self.send = send
-        self.model: Any = None
+        self.live: Any = None  # runtime.LiveModel of the loaded file
         self.path = ""
-        self.specs: list = []
         self.extractors: dict[tuple[str, tuple[int, ...]], Any] = {}
 
     def handle(self, message: Any) -> None:
         try:
             if isinstance(message, LoadModel):
                 self._load(message)
+            elif self.live is None:
+                self.send(Failed(getattr(message, "request", 0), "no model is loaded"))
             elif isinstance(message, Compute):
                 self._compute(message)
             elif isinstance(message, ExportRequest):
@@ -85,38 +87,33 @@ class _Session:
         except Exception as error:  # a model or layer failing must not end the worker
             text = str(error) if isinstance(error, self.runtime.RuntimeFailure) else f"{type(error).__name__}: {error}"
             self.send(Failed(message.request, text))
-            self.send(Status(READY if self.model is not None else FAILED, text))
+            self.send(Status(READY if self.live is not None else FAILED, text))
+
+    def _load(self, message: LoadModel) -> None:
+        self.live, self.extractors, self.path = None, {}, message.path
+        self.send(Status(LOADING, message.path))
+        live = self.runtime.open_model(message.path, message.trusted, message.custom_objects)
+        if live.trace is not None:
+            self.send(Traced(message.request, live.trace))
+        self.live = live
+        self.send(Loaded(message.request, live.model.name, tuple(live.specs)))
+        self.send(Status(READY, live.model.name))
+
+    def _compute(self, message: Compute) -> None:
+        self.send(Status(COMPUTING, message.layer))
+        started = time.perf_counter()
+        outputs = self.runtime.extract(self.live, message.layer, message.call_site, message.inputs, self.extractors)
+        seconds = time.perf_counter() - started
+        self.send(Activation(message.request, message.layer, message.call_site, outputs, seconds))
+        self.send(Status(READY, self.live.model.name))
 
     def _export(self, message: ExportRequest) -> None:
-        if self.model is None:
-            self.send(Failed(message.request, "no model is loaded"))
-            return
+        if self.live.graph is None:
+            raise self.runtime.RuntimeFailure("this model could only be recorded, not traced: nothing to export")
         from explorer.core.export import export_extractor
 
         self.send(Status(EXPORTING, message.path))
-        report = export_extractor(self.model, self.path, list(message.targets), message.path, message.format,
+        report = export_extractor(self.live.graph, self.path, list(message.targets), message.path, message.format,
                                   message.inputs)
         self.send(Exported(message.request, report))
-        self.send(Status(READY, self.model.name))
-
-    def _load(self, message: LoadModel) -> None:
-        self.model, self.specs, self.extractors, self.path = None, [], {}, message.path
-        self.send(Status(LOADING, message.path))
-        self.model = self.runtime.load_model(message.path, trust=message.trusted)
-        self.specs = self.runtime.input_specs(self.model)
-        self.send(Loaded(message.request, self.model.name, tuple(self.specs)))
-        self.send(Status(READY, self.model.name))
-
-    def _compute(self, message: Compute) -> None:
-        if self.model is None:
-            self.send(Failed(message.request, "no model is loaded"))
-            return
-        self.send(Status(COMPUTING, message.layer))
-        started = time.perf_counter()
-        key = (message.layer, message.call_site)
-        if key not in self.extractors:
-            self.extractors[key] = self.runtime.build_extractor(self.model, message.layer, message.call_site)
-        outputs = self.runtime.run_extractor(self.extractors[key], message.inputs, self.specs)
-        seconds = time.perf_counter() - started
-        self.send(Activation(message.request, message.layer, message.call_site, outputs, seconds))
-        self.send(Status(READY, self.model.name))
+        self.send(Status(READY, self.live.model.name))

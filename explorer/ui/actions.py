@@ -37,6 +37,8 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
                        "Open a .keras or .h5 model"),
         "open_image": action("open_image", "Open &Image…", window.choose_image, "Ctrl+I",
                              "Choose the image activations are computed on"),
+        "custom_objects": action("custom_objects", "Load Custom &Objects…", window.trust.choose_custom_objects,
+                                 tip="Run the Python file that defines a subclassed model's classes (needs trust)"),
         "export_extractor": action("export_extractor", "Export &Feature Extractor…",
                                    lambda: export_actions.export_extractor(window), "Ctrl+Shift+S",
                                    "Save the selected layers as a verified .keras or SavedModel feature extractor"),
@@ -63,7 +65,7 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
     }
     menu_bar = window.menuBar()
     file_menu = menu_bar.addMenu("&File")
-    file_menu.addActions([actions["open"], actions["open_image"]])
+    file_menu.addActions([actions["open"], actions["open_image"], actions["custom_objects"]])
     recent = file_menu.addMenu("Open &Recent")
     recent.setObjectName("recentMenu")
     recent.aboutToShow.connect(lambda: _fill_recent(window, recent))

@@ -89,7 +89,8 @@ class ActivationsPanel(QWidget):
         client.status_changed.connect(self._set_status)
 
     # -- model and image
-    def set_model(self, path: Path, graph: LayerGraph, trusted: bool = False) -> None:
+    def set_model(self, path: Path, graph: LayerGraph, trusted: bool = False, custom_objects: str | None = None,
+                  ) -> None:
         self.graph, self.layer = graph, None
         self.cache.clear()
         self.class_names = _class_names(path)
@@ -102,7 +103,7 @@ class ActivationsPanel(QWidget):
                                    "it (see the Findings panel). Trust the file to load it into Keras.")
             return
         self.view.show_message("Click a layer to see what it computes on the input image.")
-        self.client.load(str(path), trusted)
+        self.client.load(str(path), trusted, custom_objects)
         self._inputs_changed()
 
     def set_image(self, path: str) -> bool:

@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from explorer.core.live import LiveTier, WorkerLost
-from explorer.core.messages import Activation, Exported, Failed, Loaded, Status
+from explorer.core.messages import Activation, Exported, Failed, Loaded, Status, Traced
 
 
 class LiveClient(QObject):
@@ -18,6 +18,7 @@ class LiveClient(QObject):
     request_failed = Signal(int, str)
     worker_lost = Signal(str)
     export_done = Signal(object)  # Exported
+    traced = Signal(object)  # Traced: the structure recovered from a subclassed model
 
     def __init__(self, parent: QObject | None = None, **tier_options: Any) -> None:
         super().__init__(parent)
@@ -30,8 +31,8 @@ class LiveClient(QObject):
     def stop(self) -> None:
         self.tier.stop()
 
-    def load(self, path: str, trusted: bool = False) -> int:
-        return self.tier.load(path, trusted)
+    def load(self, path: str, trusted: bool = False, custom_objects: str | None = None) -> int:
+        return self.tier.load(path, trusted, custom_objects)
 
     def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:
         return self.tier.compute(layer, call_site, inputs)
@@ -56,6 +57,8 @@ class LiveClient(QObject):
             self.activation_ready.emit(event)
         elif isinstance(event, Failed):
             self.request_failed.emit(event.request, event.message)
+        elif isinstance(event, Traced):
+            self.traced.emit(event)
         elif isinstance(event, Exported):
             self.export_done.emit(event)
         elif isinstance(event, WorkerLost):

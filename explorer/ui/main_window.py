@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QMainWindow,
-    QMessageBox,
     QVBoxLayout,
     QWidget,
 )
@@ -23,7 +22,6 @@ from explorer.core.cache import DEFAULT_BUDGET
 from explorer.core.graph import LayerGraph
 from explorer.core.keras_file import load_graph
 from explorer.core.layout import Layout, compute_layout
-from explorer.core.safety import file_digest
 from explorer.core.view_graph import ViewGraph, build_view
 from explorer.ui.actions import install_actions
 from explorer.ui.activations import ActivationsPanel
@@ -37,6 +35,7 @@ from explorer.ui.live_client import LiveClient
 from explorer.ui.notices import NoticeBar
 from explorer.ui.summary_table import SummaryPanel
 from explorer.ui.tasks import TaskRunner
+from explorer.ui.trust import FileTrust
 
 APP_NAME = "Keras Explorer"
 MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5);;All files (*)"
@@ -70,6 +69,7 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         self.notice = NoticeBar()
         self.find_bar = FindBar()
+        self.trust = FileTrust(self)
         self.find_bar.hide()
         self.graph_view = GraphView()
         central = QWidget()
@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self.export_request = 0
         self.live.export_done.connect(lambda exported: report_export(self, exported))
         self.live.request_failed.connect(self._request_failed)
+        self.live.traced.connect(self.trust.traced)
 
         self.actions_by_name = install_actions(self)
         self.graph_view.layer_selected.connect(self.select_layer)
@@ -136,7 +137,7 @@ class MainWindow(QMainWindow):
         self._pending_selection = None
         self.banner.hide()
         self.find_bar.set_graph(graph)
-        self._show_notices(graph)
+        self.trust.show_notices(graph)
         self.setWindowTitle(f"{path.name} — {APP_NAME}")
         self.graph_view.clear()
         self.relayout(keep_view=False)  # first, so Graphviz works while the panels fill
@@ -165,59 +166,7 @@ class MainWindow(QMainWindow):
     def _start_live(self) -> None:
         if self._live_pending and self.graph is not None:
             self._live_pending = False
-            self.activations.set_model(self.model_path, self.graph, self.is_trusted())
-
-    # -- what the user must know about the file: subclassed models, safety findings, trust
-    def is_trusted(self) -> bool:
-        if self.graph is None or not self.graph.findings or self.model_path is None:
-            return False
-        return file_digest(self.model_path) in self._trusted_digests()
-
-    def _trusted_digests(self) -> list[str]:
-        value = self.settings.value("trustedFileDigests", [])
-        return [value] if isinstance(value, str) else list(value or [])
-
-    def trust_current_file(self) -> None:
-        """Ask, naming what would run; on yes remember this exact file (by its SHA-256) and load it live."""
-        if self.graph is None or self.model_path is None:
-            return
-        listing = "\n".join(f"• {finding}" for finding in self.graph.findings[:20])
-        more = f"\n… and {len(self.graph.findings) - 20} more" if len(self.graph.findings) > 20 else ""
-        answer = QMessageBox.warning(
-            self, "Trust this file?",
-            f"Loading {self.model_path.name} into Keras would run or use what the safety check found:\n\n"
-            f"{listing}{more}\n\nOnly trust files whose author you trust. This exact file (by its content "
-            "hash) will be remembered; any change to it needs trusting again.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
-        if answer != QMessageBox.StandardButton.Yes:
-            return
-        self.settings.setValue("trustedFileDigests", [*self._trusted_digests(), file_digest(self.model_path)])
-        self._show_notices(self.graph)
-        self.activations.set_model(self.model_path, self.graph, trusted=True)
-
-    def _show_notices(self, graph: LayerGraph) -> None:
-        self.findings.clear()
-        self.findings.addItems([str(finding) for finding in graph.findings])
-        self.findings_dock.setVisible(bool(graph.findings))
-        parts = []
-        if graph.kind == "subclassed":
-            parts.append("This is a subclassed model: its forward pass is a Python method (call), not a data "
-                         "structure, so the file stores no connections between its layers. Shown instead: its "
-                         "constructor config and build shape (Inspector) and the weights of its tracked "
-                         "sublayers; no connection is guessed.")
-        trusted = self.is_trusted()
-        if graph.findings and not trusted:
-            parts.append(f"The safety check found {len(graph.findings)} thing(s) in this file that could run code "
-                         "or touch your system (Findings panel). The structure is shown, since that runs no "
-                         "code; activations stay off unless you trust this file.")
-        elif graph.findings:
-            parts.append("You trusted this file: its code runs in the live tier's separate process.")
-        if not parts:
-            self.notice.hide()
-            return
-        kind = "warning" if graph.findings else "info"
-        button = "Trust this file…" if graph.findings and not trusted else ""
-        self.notice.show_notice(kind, " ".join(parts), button, self.trust_current_file)
+            self.activations.set_model(self.model_path, self.graph, self.trust.is_trusted())
 
     def _draw(self, view: ViewGraph, layout: Layout, keep_view: bool) -> None:
         self.graph_view.show_layout(view, layout, keep_view)
