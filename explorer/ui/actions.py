@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QStyle
 from explorer.ui import export_actions
 from explorer.ui.graph_export import export_scene
 from explorer.ui.graph_items import category_legend
+from explorer.ui.help_dialogs import show_about, show_shortcuts
 
 if TYPE_CHECKING:
     from explorer.ui.main_window import MainWindow
@@ -87,6 +88,12 @@ def install_actions(window: MainWindow) -> dict[str, QAction]:
     toolbar.addActions([actions[n] for n in ("open", "open_image", "fit", "zoom_in", "zoom_out", "expand_all",
                                              "collapse_all", "find")])
     window.statusBar().addPermanentWidget(category_legend())
+    help_menu = menu_bar.addMenu("&Help")
+    listed = list(actions.values())
+    help_menu.addAction(action("shortcuts", "&Keyboard Shortcuts", lambda: show_shortcuts(window, listed), "F1",
+                               "All keyboard shortcuts"))
+    help_menu.addAction(action("about", "&About Keras Explorer", lambda: show_about(window),
+                               tip="Versions of Keras Explorer, Keras, TensorFlow and Qt"))
     return actions
 
 
