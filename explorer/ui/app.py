@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 from explorer import __version__
 from explorer.resources import demo_images, demo_model
 from explorer.ui.main_window import MainWindow
+from explorer.ui.theme import apply_theme
 
 
 def run_app(model: str | None = None, image: str | None = None) -> int:
@@ -17,8 +18,11 @@ def run_app(model: str | None = None, image: str | None = None) -> int:
     app.setApplicationName("Keras Explorer")
     app.setOrganizationName("KerasExplorer")
     app.setApplicationVersion(__version__)
+    apply_theme(app)
     window = MainWindow()
     window.show()
+    # The system switched light/dark: new palette, and the canvas is redrawn in the new colours.
+    app.styleHints().colorSchemeChanged.connect(lambda _scheme: (apply_theme(app), window.relayout()))
     target = Path(model) if model else demo_model()
     window.open_later(target)
     picture = image or next(iter(demo_images()), None)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.layout import EdgeRoute
+from explorer.ui.theme import canvas_colours
 
 CATEGORY_COLOURS = {
     "input": "#9ad0f5", "convolution": "#f7b267", "pooling": "#a0d995", "normalization": "#c9b6e4",
@@ -147,7 +148,7 @@ class EdgeItem(QGraphicsPathItem):
             if route.arrow_tip:
                 path.lineTo(QPointF(*route.arrow_tip))
         self.setPath(path)
-        self.setPen(QPen(QColor("#666666"), 1.2))
+        self.setPen(QPen(canvas_colours()[1], 1.2))
         self.setZValue(1)
         self._arrow = self._arrow_head(points[-1] if points else QPointF(), route.arrow_tip)
         self._label_at = path.pointAtPercent(0.5) if points else QPointF()
@@ -173,12 +174,12 @@ class EdgeItem(QGraphicsPathItem):
         painter.setPen(self.pen())
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(self.path())
-        painter.setBrush(QColor("#666666"))
+        painter.setBrush(self.pen().color())
         painter.drawPolygon(self._arrow)
         if self.label and painter.worldTransform().m11() >= LABEL_ZOOM:
             _, detail = box_fonts()
             painter.setFont(detail)
-            painter.setPen(QColor("#335577"))
+            painter.setPen(canvas_colours()[2])
             painter.drawText(self._label_at + QPointF(5, 4), self.label)
 
 

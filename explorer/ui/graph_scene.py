@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsScene
 
 from explorer.core.graph import LayerGraph
@@ -11,6 +10,7 @@ from explorer.core.layout import Layout
 from explorer.core.summary import format_shape, output_shape_text
 from explorer.core.view_graph import ViewGraph
 from explorer.ui.graph_items import EdgeItem, FrameItem, LayerItem, box_size
+from explorer.ui.theme import canvas_colours
 
 MARGIN = 20.0
 
@@ -57,5 +57,5 @@ def populate_scene(scene: QGraphicsScene, view: ViewGraph, layout: Layout) -> di
         scene.addItem(item)
         items[path] = item
     scene.setSceneRect(QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN, layout.height + 2 * MARGIN))
-    scene.setBackgroundBrush(QColor("#fbfbfb"))
+    scene.setBackgroundBrush(canvas_colours()[0])
     return items
