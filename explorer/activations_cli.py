@@ -20,16 +20,24 @@ def run_activations(graph: LayerGraph, options: argparse.Namespace) -> int:
     # Subclassed models have no layer list in the file: their layers are known once traced.
     target = resolve_targets(graph, [options.layer], [options.call])[0] if graph.kind != "subclassed" \
         else Target(options.layer, (options.call,))
+    # Inputs first, from the file's own input shapes: a bad image or array is reported before TensorFlow loads.
+    file_specs = [InputSpec(p.name, tuple(p.shape[1:]), "float32") for p in graph.inputs if p.shape]
+    inputs = _prepare(graph, file_specs, options) if file_specs else None
     live = open_model(options.model, options.trust, options.custom_objects)
     specs = live.specs
     if live.trace:
         print(f"traced ({live.trace.method}): {live.trace.note}", file=sys.stderr)
-    inputs = _inputs_from_arrays(specs, options.input) if options.input else _inputs_from_image(graph, specs, options)
+    if inputs is None or set(inputs) != {s.name for s in specs}:
+        inputs = _prepare(graph, specs, options)
     outputs = extract(live, target.layer, target.call_site, inputs)
     written = _write(outputs, options)
     for path in written:
         print(path)
     return 0
+
+
+def _prepare(graph: LayerGraph, specs: list[InputSpec], options: argparse.Namespace) -> dict:
+    return _inputs_from_arrays(specs, options.input) if options.input else _inputs_from_image(graph, specs, options)
 
 
 def _inputs_from_image(graph: LayerGraph, specs: list[InputSpec], options: argparse.Namespace) -> dict:

@@ -40,7 +40,7 @@ def load_model(path: str | Path, trust: bool = False) -> Any:
     try:
         findings = load_graph(path).findings
     except ModelFileError as error:
-        raise RuntimeFailure(error.reason) from error
+        raise RuntimeFailure(f"{Path(path).name}: {error.reason}") from error
     if findings and not trust:
         raise RuntimeFailure(f"refusing to load {Path(path).name} into Keras: {len(findings)} safety finding(s), "
                              f"first: {findings[0]}; trust the file to load it anyway (--trust)")

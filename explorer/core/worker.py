@@ -7,6 +7,8 @@ only computes the last one.
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -49,19 +51,34 @@ def _serve(connection: Connection) -> None:
 
     session = _Session(runtime, connection.send)
     connection.send(Status(READY, "no model loaded"))
+    inbox: queue.Queue = queue.Queue()
+    # A reader thread empties the pipe at once: the window never blocks sending a large input while a layer
+    # computes, and a newer request is already here to supersede the older ones.
+    threading.Thread(target=_read_all, args=(connection, inbox), daemon=True).start()
     pending: list[Any] = []
     while True:
         if not pending:
-            pending.append(connection.recv())
-        while connection.poll():  # take everything already sent, then keep only the newest compute
-            pending.append(connection.recv())
+            pending.append(inbox.get())
+        while not inbox.empty():  # take everything already sent, then keep only the newest compute
+            pending.append(inbox.get())
         message = pending.pop(0)
+        if isinstance(message, EOFError):
+            raise message
         if isinstance(message, Compute) and any(isinstance(m, Compute) for m in pending):
             continue
         if isinstance(message, Shutdown):
             connection.close()
             return
         session.handle(message)
+
+
+def _read_all(connection: Connection, inbox: queue.Queue) -> None:
+    while True:
+        try:
+            inbox.put(connection.recv())
+        except (EOFError, OSError):
+            inbox.put(EOFError())
+            return
 
 
 class _Session:

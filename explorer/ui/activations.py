@@ -49,6 +49,7 @@ class ActivationsPanel(QWidget):
         self.outputs: list[np.ndarray] = []
         self._lost_request = False
         self.refused = False
+        self._request_keys: dict[int, tuple] = {}
 
         self.inputs = InputPanel()
         self.title = QLabel("No layer selected")
@@ -132,6 +133,7 @@ class ActivationsPanel(QWidget):
             self._request()
         self._lost_request = False
         self.refused = False
+        self._request_keys: dict[int, tuple] = {}
 
     def _worker_lost(self, reason: str) -> None:
         self._lost_request = self.latest_request > 0
@@ -188,11 +190,15 @@ class ActivationsPanel(QWidget):
             return
         arrays = {name: prepared.array for name, prepared in self.prepared.items()}
         self.latest_request = self.client.compute(key[1], key[2], arrays)
-        self._pending_key = key
+        self._request_keys[self.latest_request] = key  # results are cached under the inputs they were made for
         self._progress_timer.start()
 
     def _activation_ready(self, activation: Activation) -> None:
-        key = (self.inputs_version, activation.layer, activation.call_site)
+        key = self._request_keys.pop(activation.request, None)
+        for older in [r for r in self._request_keys if r < activation.request]:
+            del self._request_keys[older]  # superseded in the worker: never answered
+        if key is None:
+            return
         self.cache.put(key, activation.outputs)
         if activation.request == self.latest_request:
             self._stop_progress()
