@@ -176,6 +176,8 @@ def _read_archived_weights(path: Path, info: zipfile.ZipInfo) -> tuple[WeightTre
                 with h5py.File(buffered, "r") as h5:
                     tree = read_weight_tree(h5)
                     return tree, scan_hdf5(h5, "model.weights.h5", info.file_size, tree.datasets)
+        if info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            return WeightTree.empty(), []  # a zip bomb, already reported by _check_members: never unpacked
         if info.file_size > MAX_COMPRESSED_WEIGHTS:
             raise ModelFileError(path, "the weights are compressed and too large to inspect")
         with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read(info)), "r") as h5:

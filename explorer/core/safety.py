@@ -59,7 +59,7 @@ def scan_config(config: Any, where: str, trusted_modules: Iterable[str] = ()) ->
     while stack:
         location, item, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
-            findings.append(Finding(_spell(location), f"nesting deeper than {MAX_JSON_DEPTH} levels"))
+            findings.append(Finding(_trim(_spell(location)), f"nesting deeper than {MAX_JSON_DEPTH} levels"))
             break
         if isinstance(item, dict):
             findings += _check_object(location, item, trusted)
@@ -70,7 +70,7 @@ def scan_config(config: Any, where: str, trusted_modules: Iterable[str] = ()) ->
                       if isinstance(child, dict | list | str)]
         elif isinstance(item, str) and _suspicious_string(location, item):
             findings.append(Finding(_spell(location), f"a file name or URL {_trim(item)!r}"))
-    return sorted(findings, key=lambda f: f.where)
+    return sorted(set(findings), key=lambda f: (f.where, f.what))  # a path key's value is also a string
 
 
 def _spell(location: tuple) -> str:
