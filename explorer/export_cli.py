@@ -25,7 +25,7 @@ def run_export(graph: LayerGraph, options: argparse.Namespace) -> int:
     rng = np.random.default_rng(0)  # a fixed input in the pixel range for the verification run
     inputs = {s.name: rng.uniform(0, 255, tuple(64 if d is None else d for d in s.shape)).astype(np.float32)
               for s in specs}
-    report = export_extractor(model, options.model, targets, options.output, fmt, inputs)
+    report = export_extractor(model, options.model, targets, options.output, fmt, inputs, options.trust)
     print(f"{report.path}: {report.message}", file=sys.stdout if report.verified else sys.stderr)
     return 0 if report.verified else 2
 

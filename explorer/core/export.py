@@ -91,7 +91,9 @@ def provenance(source: str | Path, targets: list[Target]) -> dict[str, Any]:
 
 
 def export_extractor(model: Any, source: str | Path, targets: list[Target], out_path: str | Path,
-                     fmt: str, inputs: dict[str, np.ndarray]) -> ExportReport:
+                     fmt: str, inputs: dict[str, np.ndarray], trust: bool = False) -> ExportReport:
+    """``trust``: the source file was trusted, so the export (which may hold the same code) is reloaded
+    with the same consent."""
     """Build, save, record provenance and verify; returns the report (``verified`` False means removed)."""
     if fmt not in FORMATS:
         raise RuntimeFailure(f"unknown export format {fmt!r}; choose {' or '.join(FORMATS)}")
@@ -115,7 +117,7 @@ def export_extractor(model: Any, source: str | Path, targets: list[Target], out_
         # A SavedModel runs as a graph; graph and eager execution of the same model differ by float32
         # rounding (~2e-6 on the demo), so compare with the original model run as a graph too.
         expected = _graph_mode_outputs(extractor, inputs, names)
-    return _verify(out, fmt, inputs, expected, names)
+    return _verify(out, fmt, inputs, expected, names, trust)
 
 
 def read_export_metadata(path: str | Path) -> dict[str, Any] | None:
@@ -168,10 +170,10 @@ def _specs(extractor: Any) -> list:
 
 
 def _verify(out: Path, fmt: str, inputs: dict[str, np.ndarray], expected: list[np.ndarray],
-            names: list[str]) -> ExportReport:
+            names: list[str], trust: bool = False) -> ExportReport:
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
-        pending = pool.apply_async(reload_and_run, (str(out), fmt, inputs, names))
+        pending = pool.apply_async(reload_and_run, (str(out), fmt, inputs, names, trust))
         try:
             got = pending.get(VERIFY_TIMEOUT_S)
         except Exception as error:  # whatever went wrong in the fresh process, the export is not verified
@@ -193,18 +195,19 @@ def _verify(out: Path, fmt: str, inputs: dict[str, np.ndarray], expected: list[n
     return ExportReport(str(out), fmt, tuple(names), diff, verified, message)
 
 
-def reload_and_run(path: str, fmt: str, inputs: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray] | str:
+def reload_and_run(path: str, fmt: str, inputs: dict[str, np.ndarray], names: list[str],
+                   trust: bool = False) -> list[np.ndarray] | str:
     """Runs in a fresh process: load what was written and compute its outputs, in ``names`` order."""
     try:
         if fmt == KERAS:
-            reloaded = load_model(path)
+            reloaded = load_model(path, trust=trust)
             return _in_order(reloaded, run_extractor(reloaded, inputs, _specs(reloaded)), names)
         import tensorflow as tf
 
         loaded = tf.saved_model.load(path)  # keep the object alive: serve() needs its variables
         served = loaded.serve
         arrays = [np.asarray(inputs[k], dtype=np.float32)[None] for k in inputs]
-        result = served(*arrays) if len(arrays) > 1 else served(arrays[0])
+        result = served(arrays if len(arrays) > 1 else arrays[0])  # serve takes one (list) argument
         if isinstance(result, dict):
             return [np.asarray(result[name])[0] for name in names]
         return [np.asarray(result)[0]]

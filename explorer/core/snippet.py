@@ -17,6 +17,8 @@ def python_snippet(model_path: str | Path, targets: list[Target], nested_models:
     """Runnable code for ``targets``; ``nested_models`` are the layer paths that are models themselves."""
     lines = ["import keras", "", f"model = keras.saving.load_model({str(Path(model_path).resolve())!r}, "
              "compile=False)"]
+    # A loaded Sequential's .input is undefined ("never been called"); .inputs is its graph's input.
+    lines.append("inputs = model.inputs[0] if isinstance(model, keras.Sequential) else model.input")
     if any("/" in t.layer or any(t.call_site) or t.layer in nested_models for t in targets):
         lines.append(NESTED_NOTE)
     defined: dict[str, str] = {}  # layer path -> variable holding the layer object
@@ -25,10 +27,10 @@ def python_snippet(model_path: str | Path, targets: list[Target], nested_models:
         lines += _target_lines(target, f"output_{index}", defined, nested_models)
         outputs.append((target.output_name, f"output_{index}"))
     if len(outputs) == 1:
-        lines.append(f"extractor = keras.Model(model.input, {outputs[0][1]})")
+        lines.append(f"extractor = keras.Model(inputs, {outputs[0][1]})")
     else:
         mapping = ", ".join(f"{name!r}: {variable}" for name, variable in outputs)
-        lines.append(f"extractor = keras.Model(model.input, {{{mapping}}})")
+        lines.append(f"extractor = keras.Model(inputs, {{{mapping}}})")
     lines.append("features = extractor(images, training=False)  # images: a batch shaped like model.input")
     return "\n".join(lines) + "\n"
 

@@ -87,6 +87,7 @@ class _Session:
         self.send = send
         self.live: Any = None  # runtime.LiveModel of the loaded file
         self.path = ""
+        self.trusted = False
         self.extractors: dict[tuple[str, tuple[int, ...]], Any] = {}
 
     def handle(self, message: Any) -> None:
@@ -107,7 +108,7 @@ class _Session:
             self.send(Status(READY if self.live is not None else FAILED, text))
 
     def _load(self, message: LoadModel) -> None:
-        self.live, self.extractors, self.path = None, {}, message.path
+        self.live, self.extractors, self.path, self.trusted = None, {}, message.path, message.trusted
         self.send(Status(LOADING, message.path))
         live = self.runtime.open_model(message.path, message.trusted, message.custom_objects)
         if live.trace is not None:
@@ -131,6 +132,6 @@ class _Session:
 
         self.send(Status(EXPORTING, message.path))
         report = export_extractor(self.live.graph, self.path, list(message.targets), message.path, message.format,
-                                  message.inputs)
+                                  message.inputs, self.trusted)
         self.send(Exported(message.request, report))
         self.send(Status(READY, self.live.model.name))

@@ -132,8 +132,6 @@ class ActivationsPanel(QWidget):
         elif self._lost_request:  # the worker was restarted: ask again for what is on screen
             self._request()
         self._lost_request = False
-        self.refused = False
-        self._request_keys: dict[int, tuple] = {}
 
     def _worker_lost(self, reason: str) -> None:
         self._lost_request = self.latest_request > 0

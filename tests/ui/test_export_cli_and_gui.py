@@ -1,0 +1,339 @@
+"""Feature-extractor export from the command line (real subprocesses) and from the window (real live tier).
+
+``python -m explorer export`` and ``features`` run on the bundled demo model; every command that reaches
+TensorFlow costs seconds, so they are all started together once per module and the tests read the results.
+The window is one MainWindow with its live-tier worker for the whole module; the only stub is the answer to
+the save dialog.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtTest import QTest
+
+from explorer.core.export import SAVEDMODEL_METADATA, read_export_metadata
+from explorer.resources import demo_model, resources_dir
+from explorer.ui.export_actions import KERAS_FILTER
+
+DEMO = demo_model().resolve()
+IMAGES = resources_dir() / "images"
+BRICK = (IMAGES / "brick.png").resolve()
+NESTED = "res_stage1/res_stage1_block_a/res_stage1_block_a_conv"
+CLI_TIMEOUT_S = 240
+START_S = 120.0  # the worker imports TensorFlow: seconds, more on a busy machine
+SHOW_MS = 90000
+DRAW_MS = 20000
+EXPORT_MS = 180000  # build, save, and a verification process that imports TensorFlow again
+ATOL = 1e-4
+
+pytestmark = pytest.mark.skipif(not DEMO.exists() or not BRICK.exists(), reason="the bundled demo is missing")
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+@dataclass
+class Run:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("export_cli")
+    images = folder / "images"
+    images.mkdir()
+    for name in ("brick.png", "grass.png"):
+        (images / name).write_bytes((IMAGES / name).read_bytes())
+    data = (IMAGES / "gravel.png").read_bytes()
+    (images / "broken.png").write_bytes(data[: len(data) // 3])  # truncated: the header reads, the pixels do not
+    return folder
+
+
+def _commands(work: Path) -> dict[str, list[str]]:
+    demo = str(DEMO)
+    return {
+        "keras": ["export", demo, "--layer", "stem", "--layer", NESTED, "--layer", "shared_mixer",
+                  "--call", "0", "--call", "0", "--call", "1", "-o", str(work / "demo_features.keras")],
+        "savedmodel": ["export", demo, "--layer", "res_stage2/res_stage2_relu", "--layer", "merge_branches",
+                       "--format", "savedmodel", "-o", str(work / "demo_savedmodel")],
+        "features": ["features", demo, "--layer", "global_pool", "--images", str(work / "images"),
+                     "--batch-size", "2", "-o", str(work / "feats.npz")],
+        "bad_layer": ["export", demo, "--layer", "stem", "--layer", "no_such_layer", "-o", str(work / "bad.keras")],
+        "bad_call": ["export", demo, "--layer", "shared_mixer", "--call", "2", "-o", str(work / "bad_call.keras")],
+    }
+
+
+class Runs:
+    """The commands, running in the background from the start of the module (the window's tests run meanwhile)."""
+
+    def __init__(self, futures: dict[str, Future]) -> None:
+        self._futures = futures
+
+    def __getitem__(self, name: str) -> Run:
+        return self._futures[name].result(timeout=CLI_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def runs(work: Path) -> Iterator[Runs]:
+    """Every command, started concurrently, with HOME and the settings folder inside the test's folder."""
+    home = work / "home"
+    home.mkdir()
+    env = dict(os.environ)
+    env.update(QT_QPA_PLATFORM="offscreen", TF_CPP_MIN_LOG_LEVEL="3", HOME=str(home),
+               XDG_CONFIG_HOME=str(work / "config"))
+
+    def run(args: list[str]) -> Run:
+        done = subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True, env=env,
+                              cwd=work, timeout=CLI_TIMEOUT_S)
+        return Run(args, done.returncode, done.stdout, done.stderr)
+
+    commands = _commands(work)
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        yield Runs({name: pool.submit(run, args) for name, args in commands.items()})
+
+
+def _ok(run: Run) -> None:
+    assert run.returncode == 0, f"{run.args}: exit {run.returncode}\n{run.stderr[-3000:]}"
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------- the window
+
+
+def _wait(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    """Wait with the Qt event loop running (usable from module-scoped fixtures, where qtbot is not)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+        QTest.qWait(20)
+
+
+@pytest.fixture(scope="module")
+def live_window(qapp, runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One MainWindow WITH its live tier for the whole module; closing it at the end stops the worker.
+
+    It asks for ``runs`` so that the commands start first and run while the window's tests do."""
+    from explorer.ui.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path_factory.mktemp("export_gui") / "explorer.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings, start_live=True)
+    window.show()
+    QTest.qWaitForWindowExposed(window)
+    try:
+        _wait(lambda: window.live.tier.pid is not None, START_S, "the worker process to start")
+        yield window
+    finally:
+        window.close()
+
+
+@pytest.fixture
+def demo(qtbot, live_window) -> Any:
+    """The window showing the demo model with brick.png prepared as its input."""
+    window = live_window
+    if window.model_path != DEMO:
+        # The worker loads the file once the graph is drawn; wait for that too (see the test of a layer
+        # selected while it loads).
+        with qtbot.waitSignal(window.live.model_loaded, timeout=START_S * 1000), \
+                qtbot.waitSignal(window.graph_drawn, timeout=DRAW_MS,
+                                 check_params_cb=lambda *_: window.model_path == DEMO):
+            window.open_model(DEMO)
+    panel = window.activations
+    if panel.image is None or Path(panel.image.source).resolve() != BRICK:
+        window.open_image(BRICK)
+    qtbot.waitUntil(lambda: bool(panel.prepared) and panel.graph is window.graph, timeout=DRAW_MS)
+    return window
+
+
+def _show(qtbot, window: Any, path: str) -> np.ndarray:
+    """Select ``path`` as a click would and wait until its output is on screen."""
+    panel = window.activations
+    with qtbot.waitSignal(panel.shown, timeout=SHOW_MS, check_params_cb=lambda shown: shown == path):
+        if panel.layer == path:
+            panel.show_layer(path)
+        else:
+            window.select_layer(path)
+    return np.array(panel.view.array)
+
+
+def _answer_save_dialog(monkeypatch, path: Path, chosen_filter: str) -> list[tuple]:
+    """The one stub: the save dialog answers ``path``; returns the questions it was asked."""
+    asked: list[tuple] = []
+
+    def answer(parent, caption, default, filters):
+        asked.append((caption, default, filters))
+        return str(path), chosen_filter
+
+    monkeypatch.setattr("explorer.ui.export_actions.QFileDialog.getSaveFileName", answer)
+    return asked
+
+
+def test_copy_as_python_names_the_model_file(qtbot, demo) -> None:
+    _show(qtbot, demo, "stem")
+    demo.graph_view.select_many(["stem", "shared_mixer"])
+    assert demo.selected_layers() == ["stem", "shared_mixer"]
+    QGuiApplication.clipboard().clear()
+    demo.actions_by_name["copy_python"].trigger()
+    code = QGuiApplication.clipboard().text()
+    assert repr(str(DEMO)) in code, code
+    assert "get_layer('stem')" in code and "get_layer('shared_mixer')" in code, code
+    assert "extractor = keras.Model(" in code and "features = extractor(images" in code
+    compile(code, "<clipboard>", "exec")  # valid Python
+
+
+def test_export_activations_as_npy_and_png(qtbot, demo, monkeypatch, tmp_path: Path) -> None:
+    shown = _show(qtbot, demo, "stem")
+    view = demo.activations.view
+    npy = tmp_path / "stem_out.npy"
+    asked = _answer_save_dialog(monkeypatch, npy, "NPY (*.npy)")
+    demo.actions_by_name["export_activations_npy"].trigger()
+    assert asked and asked[0][1] == "stem.npy", asked
+    assert np.array_equal(np.load(npy), view.array)
+    assert np.array_equal(np.load(npy), shown) and shown.shape == (64, 64, 16)
+
+    png = tmp_path / "stem_out.png"
+    asked = _answer_save_dialog(monkeypatch, png, "PNG (*.png)")
+    demo.actions_by_name["export_activations_png"].trigger()
+    assert asked and asked[0][1] == "stem.png", asked
+    image = QImage(str(png))
+    assert not image.isNull() and image.width() >= 64 and image.height() >= 64
+    assert str(png) in demo.statusBar().currentMessage()
+
+
+def test_window_shows_the_features_the_cli_computed(qtbot, demo, runs: Runs, work: Path) -> None:
+    """The batch command (decoded in threads, run in batches of 2) and the window (one image) agree."""
+    _ok(runs["features"])
+    with np.load(work / "feats.npz") as saved:
+        features, files = saved["features"], [Path(str(f)).name for f in saved["files"]]
+    shown = _show(qtbot, demo, "global_pool")
+    assert demo.activations.inputs.preset.currentText() == "none"  # the suggested preset, as in the CLI
+    row = features[files.index("brick.png")]
+    assert shown.shape == row.shape
+    assert np.allclose(shown, row, atol=ATOL), f"max abs difference {np.max(np.abs(shown - row)):.3g}"
+
+
+def test_layer_selected_while_the_model_loads_is_shown(qtbot, demo) -> None:
+    """Open a model and click a layer at once: the request reaches the worker before its Loaded reply, and is
+    answered after it. The answer must be displayed, not dropped."""
+    with qtbot.waitSignal(demo.graph_drawn, timeout=DRAW_MS):
+        demo.open_model(DEMO)  # the worker loads the file again; set_model ran just before graph_drawn
+    shown: list[str] = []
+    demo.activations.shown.connect(shown.append)
+    try:
+        with qtbot.waitSignal(demo.live.activation_ready, timeout=SHOW_MS,
+                              check_params_cb=lambda activation: activation.layer == "stem"):
+            demo.select_layer("stem")
+        qtbot.waitUntil(lambda: "stem" in shown, timeout=3000)
+    finally:
+        demo.activations.shown.disconnect(shown.append)
+
+
+def test_export_extractor_from_the_window(qtbot, demo, monkeypatch, tmp_path: Path) -> None:
+    """Select, multi-select, File > Export Feature Extractor, wait for the verification, open the result."""
+    _show(qtbot, demo, "stem")
+    demo.graph_view.select_many(["stem", "shared_mixer"])
+    assert demo.selected_layers() == ["stem", "shared_mixer"]
+    out = tmp_path / "x.keras"
+    asked = _answer_save_dialog(monkeypatch, out, KERAS_FILTER)
+    with qtbot.waitSignal(demo.live.export_done, timeout=EXPORT_MS) as done:
+        demo.actions_by_name["export_extractor"].trigger()
+    assert asked and asked[0][1].endswith("demo_model_features.keras"), asked
+    exported = done.args[0]
+    report = exported.report
+    assert exported.request == demo.export_request
+    assert report.verified, report.message
+    assert report.max_abs_diff <= 1e-6
+    assert Path(report.path) == out and out.is_file()
+    assert report.outputs == ("stem", "shared_mixer")
+    qtbot.waitUntil(lambda: "Exported x.keras" in demo.statusBar().currentMessage(), timeout=5000)
+    assert not demo.banner.isVisible()
+    info = read_export_metadata(out)
+    assert info is not None and info["source"] == str(DEMO)
+    assert [(e["layer"], e["call_site"]) for e in info["layers"]] == [("stem", [0]), ("shared_mixer", [0])]
+
+    with qtbot.waitSignal(demo.graph_drawn, timeout=DRAW_MS, check_params_cb=lambda *_: demo.model_path == out):
+        demo.open_model(out)
+    tree = demo.inspector
+    sections = {tree.topLevelItem(i).text(0): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())}
+    assert "Exported by Keras Explorer" in sections, list(sections)
+    origin = sections["Exported by Keras Explorer"]
+    rows = [(origin.child(i).text(0), origin.child(i).text(1)) for i in range(origin.childCount())]
+    assert ("from", str(DEMO)) in rows, rows
+    assert ("layer", "stem (call site [0])") in rows and ("layer", "shared_mixer (call site [0])") in rows, rows
+    assert not demo.graph.findings, f"an exported extractor must open without trust: {demo.graph.findings}"
+
+
+# --------------------------------------------------------------------------- command results
+
+
+def test_cli_export_keras_with_several_layers(runs: Runs, work: Path) -> None:
+    run = runs["keras"]
+    _ok(run)
+    out = work / "demo_features.keras"
+    assert out.is_file()
+    assert str(out) in run.stdout and "verified" in run.stdout, run.stdout
+    info = read_export_metadata(out)
+    assert info is not None and info["source"] == str(DEMO)
+    assert [(e["layer"], tuple(e["call_site"]), e["output"]) for e in info["layers"]] == [
+        ("stem", (0,), "stem"),
+        (NESTED, (0, 0, 0), NESTED.replace("/", "__")),
+        ("shared_mixer", (1,), "shared_mixer__call1"),
+    ]
+
+
+def test_cli_export_savedmodel(runs: Runs, work: Path) -> None:
+    run = runs["savedmodel"]
+    _ok(run)
+    out = work / "demo_savedmodel"
+    assert out.is_dir() and (out / "saved_model.pb").is_file() and (out / SAVEDMODEL_METADATA).is_file()
+    assert "verified" in run.stdout, run.stdout
+    info = read_export_metadata(out)
+    assert info is not None
+    assert [e["layer"] for e in info["layers"]] == ["res_stage2/res_stage2_relu", "merge_branches"]
+
+
+@pytest.mark.parametrize(("name", "message"), [("bad_layer", "no layer 'no_such_layer'"),
+                                               ("bad_call", r"runs at 2 call site(s)")])
+def test_cli_export_refuses_a_bad_target_in_one_line(runs: Runs, work: Path, name: str,
+                                                     message: str) -> None:
+    run = runs[name]
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("keras-explorer: ") and message in lines[0], lines[0]
+    assert not (work / f"{name}.keras").exists()
+
+
+def test_cli_features_skip_a_broken_image(runs: Runs, work: Path) -> None:
+    run = runs["features"]
+    _ok(run)
+    with np.load(work / "feats.npz") as saved:
+        features, files = saved["features"], [str(f) for f in saved["files"]]
+    assert [Path(f).name for f in files] == ["brick.png", "grass.png"]
+    assert features.shape == (2, 128) and features.dtype == np.float32
+    assert np.all(np.isfinite(features)) and not np.allclose(features[0], features[1])
+    skipped = [line for line in run.stderr.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 1 and "broken.png" in skipped[0], run.stderr
+    assert "2 images" in run.stdout and "1 skipped" in run.stdout, run.stdout
