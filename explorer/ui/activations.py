@@ -22,6 +22,7 @@ from explorer.core.runtime import InputSpec
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.input_panel import InputPanel
 from explorer.ui.live_client import LiveClient
+from explorer.ui.text import escape, tooltip
 
 PROGRESS_AFTER_MS = 300
 STATE_TEXT = {"starting": "TensorFlow starting…", "loading": "loading model…", "ready": "ready",
@@ -179,7 +180,7 @@ class ActivationsPanel(QWidget):
         key = self._key()
         if key is None or self.refused:
             return
-        self.title.setText(f"<b>{self.layer}</b>")
+        self.title.setText(f"<b>{escape(self.layer)}</b>")
         self.requested_at = time.perf_counter()
         cached = self.cache.get(key)
         if cached is not None:
@@ -238,7 +239,7 @@ class ActivationsPanel(QWidget):
         elif state == "failed" and detail:
             text = f"failed: {detail}"
         self.status.setText(f"Live: {text}")
-        self.status.setToolTip(detail)
+        self.status.setToolTip(tooltip(detail))
 
 
 def _class_names(model_path: Path) -> list[str]:

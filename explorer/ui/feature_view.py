@@ -22,6 +22,7 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 import pyqtgraph as pg
 
 from explorer.core import feature_maps as fm
+from explorer.ui.text import escape
 
 COLOUR_MAPS = ("viridis", "inferno", "magma", "CET-L1", "turbo")  # CET-L1 is grey
 COLOUR_MAP_LABELS = {"CET-L1": "grey"}
@@ -45,6 +46,7 @@ class FeatureView(QWidget):
         self.colours = _combo([COLOUR_MAP_LABELS.get(c, c) for c in COLOUR_MAPS], "Colour map")
         self.slices = QHBoxLayout()
         self.stats = QLabel()
+        self.stats.setTextFormat(Qt.TextFormat.PlainText)
         self.stats.setObjectName("activationStats")
         self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         controls = QHBoxLayout()
@@ -59,6 +61,7 @@ class FeatureView(QWidget):
         self.pages.addWidget(self._channel_page())
         self.pages.addWidget(self._plot_page())
         self.message = QLabel("Click a layer to see what it computes on the input image.")
+        self.message.setTextFormat(Qt.TextFormat.PlainText)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setWordWrap(True)
         self.pages.addWidget(self.message)
@@ -89,6 +92,7 @@ class FeatureView(QWidget):
         self.overlay = QCheckBox("Overlay on input image")
         self.overlay.toggled.connect(self._reopen_channel)
         self.channel_title = QLabel()
+        self.channel_title.setTextFormat(Qt.TextFormat.PlainText)
         self.pixel_value = QLabel()
         self.pixel_value.setObjectName("pixelValue")
         self.channel_view = pg.ImageView()
@@ -197,7 +201,7 @@ class FeatureView(QWidget):
             names = self.class_names
             best = fm.top_k(values, min(5, len(values)))
             self.top_classes.setText("Top classes: " + " · ".join(
-                f"<b>{names[i] if i < len(names) else f'class {i}'}</b> {score:.3f}" for i, score in best))
+                f"<b>{escape(names[i]) if i < len(names) else f'class {i}'}</b> {score:.3f}" for i, score in best))
         else:
             self.top_classes.setText("")
         self.pages.setCurrentIndex(PLOT)

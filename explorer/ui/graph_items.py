@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.layout import EdgeRoute
+from explorer.ui.text import tooltip as plain_tooltip
 from explorer.ui.theme import canvas_colours
 
 CATEGORY_COLOURS = {
@@ -59,7 +60,7 @@ class LayerItem(QGraphicsRectItem):
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsFocusable)
         self.setAcceptHoverEvents(True)
-        self.setToolTip(tooltip)
+        self.setToolTip(plain_tooltip(tooltip))
         self.setZValue(2)
         self._hover = False
 
@@ -114,7 +115,7 @@ class FrameItem(QGraphicsRectItem):
         self.path = path
         self.label = label
         self.setZValue(0)
-        self.setToolTip(f"{label} (nested model, expanded): double-click the frame title to collapse")
+        self.setToolTip(plain_tooltip(f"{label} (nested model, expanded): double-click the frame title to collapse"))
 
     def title_contains(self, point: QPointF) -> bool:
         rect = self.rect()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from explorer.core.images import FIT_MODES, PRESETS, Preprocessing
 from explorer.core.inputs import NPY, SOURCES, InputSource, default_source
 from explorer.core.runtime import InputSpec
+from explorer.ui.text import escape, tooltip
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.gif);;All files (*)"
 PREVIEW_SIDE = 160
@@ -115,8 +116,8 @@ class InputPanel(QWidget):
         return self.fit.currentText()
 
     def set_image_name(self, path: str) -> None:
-        self.image_name.setText(f"Image: <b>{Path(path).name}</b>")
-        self.image_name.setToolTip(path)
+        self.image_name.setText(f"Image: <b>{escape(Path(path).name)}</b>")
+        self.image_name.setToolTip(tooltip(path))
 
     def show_preview(self, preview: np.ndarray | None) -> None:
         if preview is None:

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
 from explorer.core.graph import LayerGraph
 from explorer.core.summary import format_shape
+from explorer.ui.text import tooltip
 
 PATH_ROLE = 256  # Qt.UserRole: the layer path behind "feeds from / feeds into" rows
 
@@ -106,7 +107,7 @@ class Inspector(QTreeWidget):
     @staticmethod
     def _row(parent: QTreeWidgetItem, key: str, value: str) -> QTreeWidgetItem:
         item = QTreeWidgetItem(parent, [key, value])
-        item.setToolTip(1, value)
+        item.setToolTip(1, tooltip(value))
         return item
 
     def _fill(self, parent: QTreeWidgetItem, value: Any) -> None:

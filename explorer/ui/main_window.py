@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         self.banner = QLabel()
         self.banner.setObjectName("errorBanner")
         self.banner.setWordWrap(True)
+        self.banner.setTextFormat(Qt.TextFormat.PlainText)  # error text can quote the file's own strings
         self.banner.setStyleSheet("#errorBanner { background: #fde2e1; color: #8a1f11; padding: 8px;"
                                   " border-bottom: 1px solid #e0a9a4; }")
         self.banner.hide()
@@ -181,6 +182,8 @@ class MainWindow(QMainWindow):
         self.graph_drawn.emit()
 
     def show_error(self, message: str) -> None:
+        message = " ".join(message.split())  # one line, bounded: it may quote what the file's author wrote
+        message = message if len(message) <= 400 else message[:399] + "…"
         self.banner.setText(message)
         self.banner.show()
         self.statusBar().showMessage(message.splitlines()[0])

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView
 
 from explorer.core.graph import LayerGraph
 from explorer.core.summary import output_shape_text
+from explorer.ui.text import escape, tooltip
 
 COLUMNS = ("Layer", "Class", "Output shape", "Params", "Connected to")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -56,8 +57,10 @@ class SummaryModel(QAbstractTableModel):
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         path, cells, params = self.rows[index.row()]
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+        if role == Qt.ItemDataRole.DisplayRole:
             return cells[index.column()]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip(cells[index.column()])
         if role == SORT_ROLE:
             return params if index.column() == 3 else index.row() if index.column() == 0 else cells[index.column()]
         if role == PATH_ROLE:
@@ -113,7 +116,7 @@ class SummaryPanel(QWidget):
             return
         total, trainable, non_trainable = graph.totals
         self.totals.setText(
-            f"<b>{graph.name}</b> ({graph.kind}, {len(graph.nodes)} layers) — total params <b>{total:,}</b> · "
+            f"<b>{escape(graph.name)}</b> ({graph.kind}, {len(graph.nodes)} layers) — total params <b>{total:,}</b> · "
             f"trainable {trainable:,} · non-trainable {non_trainable:,}")
         for column, width in enumerate((220, 150, 150, 90)):
             self.table.setColumnWidth(column, width)

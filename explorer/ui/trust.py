@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from explorer.core.graph import LayerGraph
@@ -63,13 +64,16 @@ class FileTrust:
         if extra:
             listing += f"\n• {extra}"
         more = f"\n… and {len(window.graph.findings) - 20} more" if len(window.graph.findings) > 20 else ""
-        answer = QMessageBox.warning(
-            window, "Trust this file?",
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, "Trust this file?",
             f"Loading {window.model_path.name} into Keras would run or use what the safety check found:\n\n"
             f"{listing}{more}\n\nOnly trust files whose author you trust. This exact file (by its content "
             "hash) will be remembered; any change to it needs trusting again.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
-        if answer != QMessageBox.StandardButton.Yes:
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, window)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # the findings quote the file's own strings
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.button(QMessageBox.StandardButton.Yes).setText("Trust and run it")
+        if box.exec() != QMessageBox.StandardButton.Yes:
             return False
         window.settings.setValue("trustedFileDigests", [*self._trusted_digests(), file_digest(window.model_path)])
         self.show_notices(window.graph)
