@@ -134,10 +134,10 @@ def run_batch(extractor: Any, batch: dict[str, np.ndarray]) -> list[Any]:
 def _layer_outputs(graph: Any, parts: list[str], calls: tuple[int, ...]) -> list[Any]:
     import keras
 
-    try:
-        layer = graph.get_layer(parts[0])
-    except ValueError as error:
-        raise RuntimeFailure(f"no layer named '{parts[0]}' in {graph.name}") from error
+    # Operations too: keras.ops calls (relu, add, ...) are graph nodes but not in model.layers.
+    layer = next((operation for operation in graph.operations if operation.name == parts[0]), None)
+    if layer is None:
+        raise RuntimeFailure(f"no layer named '{parts[0]}' in {graph.name}")
     nodes = _own_nodes(graph, layer)
     if calls[0] >= len(nodes):
         raise RuntimeFailure(f"layer '{parts[0]}' is called {len(nodes)} time(s); call {calls[0]} does not exist")

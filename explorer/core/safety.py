@@ -30,6 +30,8 @@ ALLOWED_MODULE_PREFIXES = (
     "keras.src.activations", "keras.optimizers", "keras.src.optimizers", "keras.losses", "keras.src.losses",
     "keras.metrics", "keras.src.metrics", "keras.dtype_policies", "keras.src.dtype_policies",
     "keras.src.models.functional", "keras.src.models.sequential", "keras.quantizers", "keras.src.quantizers",
+    # keras.ops calls recorded in functional graphs (relu, add, ...): tensor math, no I/O
+    "keras.src.ops.nn", "keras.src.ops.numpy", "keras.src.ops.math", "keras.src.ops.image", "keras.src.ops.linalg",
 )
 FUNCTION_MODULES = ("keras.activations", "keras.src.activations", "keras.initializers", "keras.src.initializers")
 _SPECIAL = {"Lambda", "TFSMLayer", "__lambda__", "function"}
