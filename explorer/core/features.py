@@ -13,7 +13,7 @@ import numpy as np
 
 from explorer.core.images import ImageError, Preprocessing, load_image
 from explorer.core.inputs import IMAGE, ZEROS, InputSource, prepare_input
-from explorer.core.runtime import InputSpec, run_batch
+from explorer.core.runtime import InputSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 Progress = Callable[[int, int], None]  # (images done, images in total)
@@ -38,7 +38,8 @@ def extract_features(extractor: Any, specs: list[InputSpec], files: list[Path], 
     """Run ``extractor`` (first output) over ``files``; the first model input takes the image, others zeros.
 
     Images are decoded on a thread pool (Pillow releases the GIL while decoding) one batch ahead of the
-    model, so decoding and inference overlap.
+    model, so decoding and inference overlap. Batches run through Keras' compiled predict function: for
+    batches, graph execution is several times faster than the eager node-by-node run the window uses.
     """
     first = specs[0]
     if any(d is None for d in first.shape[:2]):  # a batch needs one size: free sizes become 224
@@ -55,13 +56,29 @@ def extract_features(extractor: Any, specs: list[InputSpec], files: list[Path], 
         if arrays:
             fed = {first.name: np.stack([a for _, a in arrays])}
             fed.update({name: np.repeat(value[None], len(arrays), axis=0) for name, value in extras.items()})
-            rows.append(np.asarray(run_batch(extractor, fed)[0]))
+            rows.append(_first_output(extractor.predict_on_batch(_structured(extractor, fed))))
             kept += [str(path) for path, _ in arrays]
         done += len(batch)
         if progress:
             progress(done, len(files))
     features = np.concatenate(rows) if rows else np.zeros((0,), np.float32)
     return FeatureSet(features, kept, skipped)
+
+
+def _structured(extractor: Any, fed: dict[str, np.ndarray]) -> Any:
+    """The batch in the structure of the extractor's inputs (a dict, a list, or one array)."""
+    structure = extractor.input
+    if isinstance(structure, dict):
+        return fed
+    return list(fed.values()) if isinstance(structure, list | tuple) else next(iter(fed.values()))
+
+
+def _first_output(result: Any) -> np.ndarray:
+    if isinstance(result, dict):
+        result = result[sorted(result)[0]]
+    elif isinstance(result, list | tuple):
+        result = result[0]
+    return np.asarray(result)
 
 
 def _decoded_batches(spec: InputSpec, files: list[Path], preprocessing: Preprocessing,

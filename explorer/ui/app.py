@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from explorer import __version__
-from explorer.resources import demo_images, demo_model
+from explorer.resources import demo_images, demo_model, resources_dir
 from explorer.ui.main_window import MainWindow
 from explorer.ui.theme import apply_theme
 
@@ -18,6 +19,10 @@ def run_app(model: str | None = None, image: str | None = None) -> int:
     app.setApplicationName("Keras Explorer")
     app.setOrganizationName("KerasExplorer")
     app.setApplicationVersion(__version__)
+    app.setDesktopFileName("keras-explorer")  # matches packaging/linux/keras-explorer.desktop (Wayland needs it)
+    icon = resources_dir() / "icons" / "keras-explorer.svg"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
     apply_theme(app)
     window = MainWindow()
     window.show()
