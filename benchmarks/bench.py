@@ -24,9 +24,21 @@ Prints progress lines, then as its last line one JSON object of medians:
 - ``grid_2048_channels_draw_s``: ``FeatureView.show_output`` of a (7, 7, 2048) float32 array plus ``grab()``,
   in this process, median;
 - ``effb7_10_layers_peak_gb``: the worker's peak RSS (VmHWM) after 10 layers of EfficientNetB7 (600x600, from
-  the 300x300 stem to the top) were computed one after another in a fresh window (a fresh worker).
+  the 300x300 stem to the top) were computed one after another in a fresh window (a fresh worker);
+- ``features_images_per_s``: ``python -m explorer features resnet50.keras --layer conv4_block6_out --images DIR
+  --preprocess caffe --batch-size 32 -o OUT.npz`` (the real CLI, a subprocess) over 1,000 JPEGs of 224x224
+  (``feature_images.py``: crops, mirrors and colour shifts of ``resources/images``, made once in the cache
+  folder); the images/s the CLI prints on its last line (the extraction itself: decoding, inference,
+  concatenation; not loading the model nor writing the .npz), median; ``features_process_s``: the wall time
+  of the whole process (start-up, model loading, extraction, writing the ~800 MB .npz), median;
+- ``plain_keras_images_per_s``: the loop a Keras user writes over the same files (``plain_features.py``, a
+  subprocess): per batch of 32, ``load_img(target_size=(224, 224))`` + ``img_to_array``,
+  ``resnet50.preprocess_input``, then the extractor ``keras.Model(model.input, layer.output)``, measured both
+  ways users call it (``predict_on_batch`` and ``extractor(batch, training=False)``) in the first round and
+  the faster one (``plain_keras_way``) in every round; images/s of the loop (not loading the model), median.
+  Target: ``features_images_per_s >= plain_keras_images_per_s`` (``features_vs_plain`` is their ratio).
 
-``bench.py --only STEP...`` runs some steps only (window, gui, activations, summary, plot_model).
+``bench.py --only STEP...`` runs some steps only (window, gui, activations, summary, plot_model, features).
 
 Models are cached in ``$KERAS_EXPLORER_BENCH_CACHE`` (default: ``<tmp>/keras-explorer-bench``) and reused.
 Targets are printed next to the results; missing one does not fail the run.
@@ -37,12 +49,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,7 +84,13 @@ GRID_REPETITIONS = 5
 GRID_SHAPE = (7, 7, 2048)  # ResNet50's conv5_block3_out
 TARGETS = {"activation_ratio": 1.3, "cached_switch_s": 0.05, "grid_2048_channels_draw_s": 0.3,
            "effb7_10_layers_peak_gb": 2.5}
-STEPS = ("window", "gui", "activations", "summary", "plot_model")
+FEATURE_IMAGES = 1000  # 224x224 JPEGs, made once in the cache folder
+FEATURES_LAYER = "conv4_block6_out"  # (14, 14, 1024) float32: 800 KB per image, 800 MB for the folder
+FEATURES_BATCH = 32
+FEATURES_ROUNDS = 3  # each round: the CLI, then the plain loop (both ways in the first round)
+FEATURES_TIMEOUT_S = 1800.0
+PLAIN_WAYS = ("predict_on_batch", "call")
+STEPS = ("window", "gui", "activations", "summary", "plot_model", "features")
 LIVE_TIMEOUT_S = 300.0  # starting the worker (TensorFlow import) and loading EfficientNetB7 on a busy machine
 
 
@@ -234,7 +254,16 @@ def measure_open_to_graph(paths: dict[str, Path], settings_file: Path) -> tuple[
     painted = PaintCounter()
     viewport.installEventFilter(painted)
 
+    def wait_for_idle_worker() -> None:
+        """A running app: the user opens a file while the live tier is idle, not while it still imports
+        TensorFlow or loads the previous model (that competes for the 2 cores and is not what is measured)."""
+        deadline = time.perf_counter() + 180
+        wait(app, 0.2)
+        while window.live.state != "ready" and time.perf_counter() < deadline:
+            wait(app, 0.1)
+
     def open_once(path: Path) -> tuple[float, float]:
+        wait_for_idle_worker()
         loop = QEventLoop()
         failure: list[str] = []
         done: list[bool] = []
@@ -554,6 +583,99 @@ def measure_activations(paths: dict[str, Path], scratch: Path) -> dict:
     return results
 
 
+# --------------------------------------------------------------------------- features (CLI vs a plain Keras loop)
+
+
+def feature_images() -> Path:
+    from feature_images import make_images  # benchmarks/ is on sys.path: bench.py runs as a script
+
+    folder = CACHE / f"features-images-{FEATURE_IMAGES}"
+    made, seconds = make_images(folder, FEATURE_IMAGES)
+    log(f"  {'made' if made else 'reusing'} {FEATURE_IMAGES} JPEGs (224x224, quality 90) in {folder}"
+        + (f" ({seconds:.1f} s)" if made else ""))
+    return folder
+
+
+def npz_array_header(path: Path, name: str) -> tuple[tuple[int, ...], str]:
+    """Shape and dtype of one array of an uncompressed .npz, read from its header only (not 800 MB)."""
+    import numpy as np
+
+    with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(member)
+    return tuple(shape), str(dtype)
+
+
+def run_features_cli(model: Path, folder: Path, out: Path) -> tuple[float, float]:
+    """One ``python -m explorer features`` process: (images/s it prints, whole-process wall seconds)."""
+    args = [PYTHON, "-m", "explorer", "features", str(model), "--layer", FEATURES_LAYER, "--images", str(folder),
+            "--preprocess", "caffe", "--batch-size", str(FEATURES_BATCH), "-o", str(out)]
+    start = time.perf_counter()
+    result = run(args, timeout=FEATURES_TIMEOUT_S)
+    wall = time.perf_counter() - start
+    last = result.stdout.strip().splitlines()[-1]
+    found = re.search(r": (\d+) images, features \(([\d, ]+)\), ([\d.]+) images/s, (\d+) skipped$", last)
+    if not found:
+        raise RuntimeError(f"unexpected last line from 'explorer features': {last!r}")
+    images, shape, rate, skipped = found.groups()
+    if int(images) != FEATURE_IMAGES or int(skipped):
+        raise RuntimeError(f"'explorer features' kept {images} images and skipped {skipped}: {last!r}")
+    written = npz_array_header(out, "features")
+    if written[0][0] != FEATURE_IMAGES or written[1] != "float32" or str(written[0]) != f"({shape})":
+        raise RuntimeError(f"{out.name} holds features {written}, the CLI printed ({shape})")
+    size_mb = out.stat().st_size / 1e6
+    out.unlink()  # 800 MB
+    log(f"    CLI     {float(rate):6.2f} images/s   whole process {wall:6.1f} s   ({written[0]} {written[1]}, "
+        f"{size_mb:.0f} MB .npz)")
+    return float(rate), wall
+
+
+def run_plain_features(model: Path, folder: Path, way: str) -> float:
+    data = last_json(run([PYTHON, str(HERE / "plain_features.py"), str(model), FEATURES_LAYER, str(folder),
+                          "--batch-size", str(FEATURES_BATCH), "--way", way], timeout=FEATURES_TIMEOUT_S).stdout)
+    if data["images"] != FEATURE_IMAGES:
+        raise RuntimeError(f"plain_features.py ran {data['images']} images, not {FEATURE_IMAGES}")
+    parts = ", ".join(f"{key} {value:.1f}" for key, value in data["parts_s"].items())
+    log(f"    plain   {data['images_per_s']:6.2f} images/s   loop {data['loop_s']:6.1f} s   ({way}; {parts} s; "
+        f"first batch {data['first_batch_s']:.1f} s)")
+    return data["images_per_s"]
+
+
+def measure_features(model: Path, scratch: Path) -> dict:
+    log(f"features: 'python -m explorer features {model.name} --layer {FEATURES_LAYER} --preprocess caffe "
+        f"--batch-size {FEATURES_BATCH}' vs a plain Keras loop (plain_features.py), {FEATURES_ROUNDS} rounds")
+    folder = feature_images()
+    cli_rates, process_times = [], []
+    plain: dict[str, list[float]] = {way: [] for way in PLAIN_WAYS}
+    faster = None
+    for round_index in range(FEATURES_ROUNDS):
+        log(f"  round {round_index + 1} ({load_average()})")
+        rate, wall = run_features_cli(model, folder, scratch / "features.npz")
+        cli_rates.append(rate)
+        process_times.append(wall)
+        for way in PLAIN_WAYS if faster is None else (faster,):
+            plain[way].append(run_plain_features(model, folder, way))
+        if faster is None:
+            faster = max(PLAIN_WAYS, key=lambda way: plain[way][0])
+            log(f"    plain way for the next rounds: {faster} (the faster one here)")
+    ours = round(statistics.median(cli_rates), 3)
+    theirs = round(statistics.median(plain[faster]), 3)
+    log(f"  features_images_per_s: median {ours:.2f}  [{', '.join(f'{r:.2f}' for r in cli_rates)}]")
+    log(f"  features_process_s: median {median(process_times):.1f} s  "
+        f"[{', '.join(f'{t:.1f}' for t in process_times)}]")
+    for way, rates in plain.items():
+        log(f"  plain Keras, {way}: median {statistics.median(rates):.2f} images/s  "
+            f"[{', '.join(f'{r:.2f}' for r in rates)}]")
+    ratio = round(ours / theirs, 3)
+    log(f"  plain_keras_images_per_s: {theirs:.2f} ({faster})  (target features_images_per_s >= "
+        f"plain_keras_images_per_s: {'met' if ours >= theirs else 'MISSED'}, ratio {ratio:.2f})")
+    return {"features_images_per_s": ours, "features_process_s": median(process_times),
+            "plain_keras_images_per_s": theirs, "plain_keras_way": faster, "features_vs_plain": ratio,
+            "plain_keras_ways_images_per_s": {way: round(statistics.median(rates), 3)
+                                              for way, rates in plain.items()}}
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -587,8 +709,12 @@ def main() -> int:
         def activations() -> None:
             results.update(measure_activations(paths, scratch_dir))
 
+        def features() -> None:
+            results.update(measure_features(paths["resnet50"], scratch_dir))
+
         steps: dict[str, Callable[[], None]] = {"window": window, "gui": gui, "activations": activations,
-                                                "summary": summary, "plot_model": plot_model}
+                                                "summary": summary, "plot_model": plot_model,
+                                                "features": features}
         for name in chosen:
             with OtherLoad():
                 steps[name]()
@@ -596,7 +722,9 @@ def main() -> int:
     order = ("window_shown_s", "tensorflow_imported_at_window", "open_to_graph_s", "summary_s",
              "plot_model_resnet50_s", "plot_model_error", "memory_rss_mb_after_efficientnetb7",
              "first_activation_s", "forward_s", "activation_ratio", "cached_switch_s", "grid_2048_channels_draw_s",
-             "effb7_10_layers_peak_gb", "first_activation_cold_s", "first_activation_worker_s")
+             "effb7_10_layers_peak_gb", "first_activation_cold_s", "first_activation_worker_s",
+             "features_images_per_s", "features_process_s", "plain_keras_images_per_s", "plain_keras_way",
+             "features_vs_plain", "plain_keras_ways_images_per_s")
     print(json.dumps({key: results[key] for key in order if key in results}), flush=True)
     return 0
 

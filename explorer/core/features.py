@@ -45,7 +45,7 @@ def extract_features(extractor: Any, specs: list[InputSpec], files: list[Path], 
     if any(d is None for d in first.shape[:2]):  # a batch needs one size: free sizes become 224
         first = InputSpec(first.name, tuple(224 if d is None else d for d in first.shape[:2]) + first.shape[2:],
                           first.dtype)
-    rows: list[np.ndarray] = []
+    features: np.ndarray | None = None  # filled in place: no list of batches and concatenated copy
     kept: list[str] = []
     skipped: list[tuple[str, str]] = []
     extras = {spec.name: prepare_input(spec, InputSource(ZEROS), None, preprocessing).array for spec in specs[1:]}
@@ -56,13 +56,16 @@ def extract_features(extractor: Any, specs: list[InputSpec], files: list[Path], 
         if arrays:
             fed = {first.name: np.stack([a for _, a in arrays])}
             fed.update({name: np.repeat(value[None], len(arrays), axis=0) for name, value in extras.items()})
-            rows.append(_first_output(extractor.predict_on_batch(_structured(extractor, fed))))
+            output = _first_output(extractor.predict_on_batch(_structured(extractor, fed)))
+            if features is None:
+                features = np.empty((len(files), *output.shape[1:]), output.dtype)
+            features[len(kept):len(kept) + len(output)] = output
             kept += [str(path) for path, _ in arrays]
         done += len(batch)
         if progress:
             progress(done, len(files))
-    features = np.concatenate(rows) if rows else np.zeros((0,), np.float32)
-    return FeatureSet(features, kept, skipped)
+    result = features[: len(kept)] if features is not None else np.zeros((0,), np.float32)
+    return FeatureSet(result, kept, skipped)
 
 
 def _structured(extractor: Any, fed: dict[str, np.ndarray]) -> Any:
@@ -85,11 +88,13 @@ def _decoded_batches(spec: InputSpec, files: list[Path], preprocessing: Preproce
                      batch_size: int) -> Iterator[list[tuple[Path, np.ndarray | str]]]:
     def decode(path: Path) -> tuple[Path, np.ndarray | str]:
         try:
-            return path, prepare_input(spec, InputSource(IMAGE), load_image(path), preprocessing).array
+            return path, prepare_input(spec, InputSource(IMAGE), load_image(path), preprocessing,
+                                       for_display=False).array
         except (ImageError, ValueError, OSError) as error:
             return path, str(error)
 
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+    # Inference already keeps every core busy: decoding threads beyond the spare cores only slow it down.
+    with ThreadPoolExecutor(max_workers=max(1, min(4, (os.cpu_count() or 2) - 1))) as pool:
         batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
         pending = [pool.map(decode, batch) for batch in batches[:2]]  # one batch decoding ahead
         for index in range(len(batches)):

@@ -50,8 +50,9 @@ def default_source(spec: InputSpec) -> InputSource:
 
 
 def prepare_input(spec: InputSpec, source: InputSource, image: LoadedImage | None, preprocessing: Preprocessing,
-                  fit_mode: str = "resize") -> PreparedInput:
-    """Raises ImageError (a message for the user) when the source cannot feed this input."""
+                  fit_mode: str = "resize", for_display: bool = True) -> PreparedInput:
+    """Raises ImageError (a message for the user) when the source cannot feed this input. Without
+    ``for_display`` (batch extraction) the preview and picture are not made: most of the per-image cost."""
     if source.kind == IMAGE:
         if image is None:
             raise ImageError(f"input '{spec.name}' needs an image: open one (File > Open Image)")
@@ -59,6 +60,8 @@ def prepare_input(spec: InputSpec, source: InputSource, image: LoadedImage | Non
         pixels = fit_to_input(image, shape, fit_mode)
         fed = apply_preprocessing(pixels, preprocessing)
         array = to_model_batch(fed, shape)[0]
+        if not for_display:
+            return PreparedInput(array, None, None)
         return PreparedInput(array, model_input_preview(fed), pixels.astype(np.uint8))
     shape = tuple(FREE_DIM if d is None else d for d in spec.shape)
     if source.kind == ZEROS:
