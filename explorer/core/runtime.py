@@ -222,11 +222,25 @@ def open_model(path: str | Path, trust: bool = False, custom_objects: str | None
 
         runpy.run_path(str(custom_objects), run_name="keras_explorer_custom_objects")
     model = load_model(path, trust=trust)
-    if is_graph_model(model):
-        return LiveModel(model, model, input_specs(model))
     from explorer.core.keras_file import load_graph
 
-    build = load_graph(path).model_config.get("build_config", {})
+    file_graph = load_graph(path)
+    if is_graph_model(model):
+        if file_graph.kind not in ("subclassed", "unknown"):
+            return LiveModel(model, model, input_specs(model))
+        # A Functional subclass (or a keras_hub backbone) whose file holds only constructor arguments: the
+        # loaded model has the real graph, which the window can show (labelled as coming from the model).
+        import json
+
+        import keras
+
+        graph = _graph_of(model)
+        config = {"module": "keras.src.models.functional", "class_name": "Functional",
+                  "config": keras.Model(graph.inputs, graph.outputs).get_config()}
+        trace = Trace("loaded model", json.dumps(config, default=str),
+                      "the file stores only constructor arguments; this is the graph the loaded model built")
+        return LiveModel(model, model, input_specs(model), trace)
+    build = file_graph.model_config.get("build_config", {})
     shape = tuple(build.get("input_shape") or ()) if isinstance(build, dict) else ()
     if not shape:
         raise RuntimeFailure("the file records no input shape to trace this subclassed model with")

@@ -14,7 +14,7 @@ from explorer.core.weights import WeightTree
 
 def traced_graph(trace: Trace, file_graph: LayerGraph) -> LayerGraph:
     """A LayerGraph from a trace; the weights come from the file's tracked sublayers (matched by name)."""
-    if trace.method == "symbolic call":
+    if trace.method in ("symbolic call", "loaded model"):
         graph = graph_from_config(json.loads(trace.config_json), WeightTree.empty(), file_graph.keras_version,
                                   file_graph.source)
         nodes, edges, inputs, outputs = graph.nodes, graph.edges, graph.inputs, graph.outputs

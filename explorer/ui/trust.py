@@ -24,7 +24,7 @@ class FileTrust:
     def traced(self, traced: Traced) -> None:
         """A subclassed model was traced by the live tier: show what was observed, labelled as such."""
         window = self.window
-        if window.graph is None or window.graph.kind != "subclassed":
+        if window.graph is None or window.graph.kind not in ("subclassed", "unknown") or window.graph.trace:
             return
         window.graph = traced_graph(traced.trace, window.graph)
         window.activations.graph = window.graph
