@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -45,37 +44,13 @@ def status_gb(key: str) -> float:
     return 0.0
 
 
-def run_freeing(extractor, x):
-    """``extractor(x, training=False)`` for a Functional model, dropping each tensor after its last use."""
-    from keras.src import tree
-    from keras.src.models.functional import operation_fn
-
-    nodes = [node for depth in sorted(extractor._nodes_by_depth, reverse=True)
-             for node in extractor._nodes_by_depth[depth] if node.operation and not node.is_input]
-    uses = Counter(id(t) for node in nodes for t in node.input_tensors)
-    uses.update(id(t) for t in extractor.outputs)
-    tensors = {id(extractor.inputs[0]): x}
-    for node in nodes:
-        if any(id(t) not in tensors for t in node.input_tensors):
-            continue
-        args, kwargs = node.arguments.fill_in(tensors)
-        outputs = operation_fn(node.operation, training=False)(*args, **kwargs)
-        del args, kwargs
-        for symbolic, value in zip(node.outputs, tree.flatten(outputs), strict=True):
-            tensors[id(symbolic)] = value
-        for symbolic in node.input_tensors:
-            uses[id(symbolic)] -= 1
-            if uses[id(symbolic)] <= 0:
-                tensors.pop(id(symbolic), None)
-    return [tensors[id(t)] for t in extractor.outputs]
-
-
 def one_way(model_path: str, size: int, layers: list[str], way: str, check: bool) -> None:
     import keras
     import numpy as np
     import tensorflow as tf
 
     from explorer.core.images import Preprocessing, apply_preprocessing, fit_to_input, load_image
+    from explorer.core.runtime import run_batch
 
     model = keras.saving.load_model(model_path, compile=False)
     x = apply_preprocessing(fit_to_input(load_image(IMAGE), (size, size, 3)), Preprocessing("none"))[None]
@@ -86,7 +61,8 @@ def one_way(model_path: str, size: int, layers: list[str], way: str, check: bool
         if way == "keras":
             output = np.asarray(extractor(x, training=False))
         elif way == "freeing":
-            output = np.asarray(run_freeing(extractor, tf.constant(x))[0])
+            # what the worker does: explorer.core.runtime.run_batch frees each tensor after its last use
+            output = np.asarray(run_batch(extractor, {extractor.inputs[0].name: x})[0])
         else:
             output = np.asarray(tf.function(lambda t, e=extractor: e(t, training=False))(tf.constant(x)))
         seconds = time.perf_counter() - start

@@ -11,8 +11,16 @@ import numpy as np
 
 from explorer.core.export import Target, resolve_targets
 from explorer.core.graph import LayerGraph
-from explorer.core.images import Preprocessing, load_image, suggest_preprocessing
-from explorer.core.inputs import IMAGE, ZEROS, InputSource, load_npy, prepare_input
+from explorer.core.images import Preprocessing, load_image
+from explorer.core.inputs import (
+    IMAGE,
+    ZEROS,
+    InputSource,
+    file_input_specs,
+    load_npy,
+    prepare_input,
+    suggested_preprocessing,
+)
 from explorer.core.runtime import InputSpec, RuntimeFailure, extract, open_model
 
 
@@ -21,9 +29,9 @@ def run_activations(graph: LayerGraph, options: argparse.Namespace) -> int:
     target = resolve_targets(graph, [options.layer], [options.call])[0] if graph.kind != "subclassed" \
         else Target(options.layer, (options.call,))
     # Inputs first, from the file's own input shapes: a bad image or array is reported before TensorFlow loads.
-    file_specs = [InputSpec(p.name, tuple(p.shape[1:]), "float32") for p in graph.inputs if p.shape]
+    file_specs = file_input_specs(graph)
     inputs = _prepare(graph, file_specs, options) if file_specs else None
-    live = open_model(options.model, options.trust, options.custom_objects)
+    live = open_model(options.model, options.trust, options.custom_objects, graph)
     specs = live.specs
     if live.trace:
         print(f"traced ({live.trace.method}): {live.trace.note}", file=sys.stderr)
@@ -42,17 +50,21 @@ def _prepare(graph: LayerGraph, specs: list[InputSpec], options: argparse.Namesp
 
 def _inputs_from_image(graph: LayerGraph, specs: list[InputSpec], options: argparse.Namespace) -> dict:
     image = load_image(options.image)
-    if options.preprocess:
-        preprocessing = Preprocessing(options.preprocess)
-    else:
-        classes = [n.class_name for n in graph.nodes if not n.is_group]
-        preprocessing = suggest_preprocessing(classes, graph.name, None)
-        print(f"preprocessing: {preprocessing.preset} ({preprocessing.reason})", file=sys.stderr)
+    preprocessing = chosen_preprocessing(graph, options.preprocess)
     arrays = {}
     for position, spec in enumerate(specs):
         source = InputSource(IMAGE if position == 0 else ZEROS)
         arrays[spec.name] = prepare_input(spec, source, image, preprocessing).array
     return arrays
+
+
+def chosen_preprocessing(graph: LayerGraph, preset: str | None) -> Preprocessing:
+    """The --preprocess preset, else the suggested one (said on stderr, so the user knows what was fed)."""
+    if preset:
+        return Preprocessing(preset)
+    preprocessing = suggested_preprocessing(graph)
+    print(f"preprocessing: {preprocessing.preset} ({preprocessing.reason})", file=sys.stderr)
+    return preprocessing
 
 
 def _inputs_from_arrays(specs: list[InputSpec], values: list[str]) -> dict:

@@ -8,17 +8,17 @@ import time
 
 import numpy as np
 
+from explorer.activations_cli import chosen_preprocessing
 from explorer.core.export import KERAS, SAVEDMODEL, export_extractor, resolve_targets
 from explorer.core.features import extract_features, image_files
 from explorer.core.graph import LayerGraph
-from explorer.core.images import Preprocessing, suggest_preprocessing
 from explorer.core.runtime import RuntimeFailure, build_extractor, open_model
 
 
 def run_export(graph: LayerGraph, options: argparse.Namespace) -> int:
     targets = resolve_targets(graph, options.layer, options.call)
     fmt = options.format or (KERAS if options.output.endswith(".keras") else SAVEDMODEL)
-    live = open_model(options.model, options.trust, options.custom_objects)
+    live = open_model(options.model, options.trust, options.custom_objects, graph)
     if live.graph is None:
         raise RuntimeFailure("this subclassed model could not be traced, so no extractor can be cut from it")
     model, specs = live.graph, live.specs
@@ -35,8 +35,8 @@ def run_features(graph: LayerGraph, options: argparse.Namespace) -> int:
     files = image_files(options.images)
     if not files:
         raise RuntimeFailure(f"{options.images}: no images (png, jpg, bmp, tif, webp, gif) in this folder")
-    preprocessing = Preprocessing(options.preprocess) if options.preprocess else _suggested(graph)
-    live = open_model(options.model, options.trust, options.custom_objects)
+    preprocessing = chosen_preprocessing(graph, options.preprocess)
+    live = open_model(options.model, options.trust, options.custom_objects, graph)
     if live.graph is None:
         raise RuntimeFailure("this subclassed model could not be traced, so no extractor can be cut from it")
     extractor = build_extractor(live.graph, target.layer, target.call_site)
@@ -51,12 +51,6 @@ def run_features(graph: LayerGraph, options: argparse.Namespace) -> int:
     print(f"{options.output}: {len(result.files)} images, features {tuple(result.features.shape)}, "
           f"{len(result.files) / seconds:.1f} images/s, {len(result.skipped)} skipped")
     return 0
-
-
-def _suggested(graph: LayerGraph) -> Preprocessing:
-    preprocessing = suggest_preprocessing([n.class_name for n in graph.nodes if not n.is_group], graph.name, None)
-    print(f"preprocessing: {preprocessing.preset} ({preprocessing.reason})", file=sys.stderr)
-    return preprocessing
 
 
 def _progress_bar(started: float):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.core.graph import LayerGraph
 from explorer.core.images import (
     ImageError,
     LoadedImage,
@@ -14,6 +15,7 @@ from explorer.core.images import (
     apply_preprocessing,
     fit_to_input,
     model_input_preview,
+    suggest_preprocessing,
     to_model_batch,
 )
 from explorer.core.runtime import InputSpec
@@ -35,6 +37,18 @@ class PreparedInput:
     array: np.ndarray  # exactly what the model gets, without the batch axis
     preview: np.ndarray | None  # uint8 (H, W, 3) of the fed array, for image inputs
     picture: np.ndarray | None  # the fitted picture before preprocessing (uint8), for overlays
+
+
+def file_input_specs(graph: LayerGraph) -> list[InputSpec]:
+    """The model inputs as the file records them: known before TensorFlow has loaded the model."""
+    return [InputSpec(p.name, tuple(p.shape[1:]), "float32") for p in graph.inputs if p.shape]
+
+
+def suggested_preprocessing(graph: LayerGraph) -> Preprocessing:
+    """The preset proposed for this model: from a leading Rescaling/Normalization layer or its name."""
+    classes = [n.class_name for n in graph.nodes if not n.is_group]
+    first = next((n.config for n in graph.nodes if n.class_name in ("Rescaling", "Normalization")), None)
+    return suggest_preprocessing(classes, graph.name, first)
 
 
 def is_image_input(shape: tuple[int | None, ...]) -> bool:

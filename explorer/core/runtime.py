@@ -27,20 +27,17 @@ class InputSpec:
     dtype: str
 
 
-def load_model(path: str | Path, trust: bool = False) -> Any:
+def load_model(path: str | Path, trust: bool = False, file_graph: Any = None) -> Any:
     """Load a model file into Keras, never compiling it (no optimizer or loss code runs).
 
     The file is first checked statically (explorer.core.safety); a file with findings is refused unless
     ``trust`` is given, the user's explicit consent, which also lets Keras' safe mode allow Python code
     (Lambda layers). Loading runs under an audit hook that refuses sockets and new processes.
+    ``file_graph``: the file's structure when the caller has already read it (the check is not repeated).
     """
     from explorer.core.guard import loading_guard
-    from explorer.core.keras_file import ModelFileError, load_graph
 
-    try:
-        findings = load_graph(path).findings
-    except ModelFileError as error:
-        raise RuntimeFailure(f"{Path(path).name}: {error.reason}") from error
+    findings = (file_graph or read_file_graph(path)).findings
     if findings and not trust:
         raise RuntimeFailure(f"refusing to load {Path(path).name} into Keras: {len(findings)} safety finding(s), "
                              f"first: {findings[0]}; trust the file to load it anyway (--trust)")
@@ -54,6 +51,16 @@ def load_model(path: str | Path, trust: bool = False) -> Any:
     if not isinstance(model, keras.Model):
         raise RuntimeFailure(f"{Path(path).name} holds a {type(model).__name__}, not a Keras model")
     return model
+
+
+def read_file_graph(path: str | Path) -> Any:
+    """The file's structure and safety findings (no Keras), with unreadable files as RuntimeFailure."""
+    from explorer.core.keras_file import ModelFileError, load_graph
+
+    try:
+        return load_graph(path)
+    except ModelFileError as error:
+        raise RuntimeFailure(f"{Path(path).name}: {error.reason}") from error
 
 
 def _trim(text: str, limit: int = 300) -> str:
@@ -212,19 +219,18 @@ class LiveModel:
     trace: Trace | None = None
 
 
-def open_model(path: str | Path, trust: bool = False, custom_objects: str | None = None) -> LiveModel:
+def open_model(path: str | Path, trust: bool = False, custom_objects: str | None = None,
+               file_graph: Any = None) -> LiveModel:
     """Load (see load_model), first running ``custom_objects`` (a Python file defining the model's classes,
-    only with ``trust``); subclassed models are traced."""
+    only with ``trust``); subclassed models are traced. ``file_graph`` as for load_model."""
     if custom_objects:
         if not trust:
             raise RuntimeFailure("custom objects are Python code: trust the file to run them (--trust)")
         import runpy
 
         runpy.run_path(str(custom_objects), run_name="keras_explorer_custom_objects")
-    model = load_model(path, trust=trust)
-    from explorer.core.keras_file import load_graph
-
-    file_graph = load_graph(path)
+    file_graph = file_graph or read_file_graph(path)
+    model = load_model(path, trust=trust, file_graph=file_graph)
     if is_graph_model(model):
         if file_graph.kind not in ("subclassed", "unknown"):
             return LiveModel(model, model, input_specs(model))

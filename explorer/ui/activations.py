@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QVBo
 
 from explorer.core.cache import ActivationCache
 from explorer.core.graph import LayerGraph
-from explorer.core.images import ImageError, LoadedImage, Preprocessing, load_image, suggest_preprocessing
-from explorer.core.inputs import PreparedInput, prepare_input
+from explorer.core.images import ImageError, LoadedImage, Preprocessing, load_image
+from explorer.core.inputs import PreparedInput, file_input_specs, prepare_input, suggested_preprocessing
 from explorer.core.messages import Activation, Loaded
 from explorer.core.runtime import InputSpec
 from explorer.ui.feature_view import FeatureView
@@ -96,7 +96,7 @@ class ActivationsPanel(QWidget):
         self.graph, self.layer = graph, None
         self.cache.clear()
         self.class_names = _class_names(path)
-        self.specs = [InputSpec(p.name, tuple(p.shape[1:]), "float32") for p in graph.inputs if p.shape]
+        self.specs = file_input_specs(graph)
         self.inputs.set_specs(self.specs, self._suggestion())
         self.title.setText("No layer selected")
         self.refused = bool(graph.findings) and not trusted
@@ -119,11 +119,7 @@ class ActivationsPanel(QWidget):
         return True
 
     def _suggestion(self) -> Preprocessing:
-        if self.graph is None:
-            return Preprocessing("unit")
-        classes = [n.class_name for n in self.graph.nodes if not n.is_group]
-        first = next((n.config for n in self.graph.nodes if n.class_name in ("Rescaling", "Normalization")), None)
-        return suggest_preprocessing(classes, self.graph.name, first)
+        return suggested_preprocessing(self.graph) if self.graph is not None else Preprocessing("unit")
 
     def _model_loaded(self, loaded: Loaded) -> None:
         if list(loaded.inputs) != self.specs:  # the live model is authoritative (e.g. subclassed models)

@@ -3,6 +3,7 @@ the safety findings, per-file trust (by SHA-256), custom objects, and the struct
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
@@ -20,6 +21,14 @@ if TYPE_CHECKING:
 class FileTrust:
     def __init__(self, window: MainWindow) -> None:
         self.window = window
+        self._digests: dict[tuple, str] = {}  # (path, size, mtime) -> SHA-256: hash each file version once
+
+    def _digest(self, path: Path) -> str:
+        status = path.stat()
+        key = (str(path), status.st_size, status.st_mtime_ns)
+        if key not in self._digests:
+            self._digests[key] = file_digest(path)
+        return self._digests[key]
 
     def traced(self, traced: Traced) -> None:
         """A subclassed model was traced by the live tier: show what was observed, labelled as such."""
@@ -48,7 +57,7 @@ class FileTrust:
         window = self.window
         if window.graph is None or not window.graph.findings or window.model_path is None:
             return False
-        return file_digest(window.model_path) in self._trusted_digests()
+        return self._digest(window.model_path) in self._trusted_digests()
 
     def _trusted_digests(self) -> list[str]:
         window = self.window
@@ -75,7 +84,7 @@ class FileTrust:
         box.button(QMessageBox.StandardButton.Yes).setText("Trust and run it")
         if box.exec() != QMessageBox.StandardButton.Yes:
             return False
-        window.settings.setValue("trustedFileDigests", [*self._trusted_digests(), file_digest(window.model_path)])
+        window.settings.setValue("trustedFileDigests", [*self._trusted_digests(), self._digest(window.model_path)])
         self.show_notices(window.graph)
         if load:
             window.activations.set_model(window.model_path, window.graph, trusted=True)
