@@ -19,6 +19,7 @@ run: setup
 	$(BIN)/keras-explorer resources/demo_model.keras
 
 test: setup
+	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 	$(BIN)/ruff check explorer tests benchmarks resources
 

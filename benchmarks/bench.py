@@ -333,7 +333,7 @@ class LiveProbe:
     """
 
     def __init__(self, window) -> None:
-        from explorer.core.messages import Activation
+        from explorer.live.protocol import Activation
 
         self.sent: dict[int, float] = {}
         self.received: dict[int, float] = {}
@@ -526,7 +526,7 @@ def measure_first_activations(app, model: Path, scratch: Path) -> dict:
 def measure_grid_draw(app) -> float:
     import numpy as np
 
-    from explorer.ui.feature_view import FeatureView
+    from explorer.ui.activations.feature_view import FeatureView
 
     log(f"channel grid: FeatureView.show_output of a {GRID_SHAPE} float32 array + grab(), {GRID_REPETITIONS} runs")
     view = FeatureView()
@@ -550,7 +550,7 @@ def measure_grid_draw(app) -> float:
 
 
 def measure_effb7_memory(app, model: Path, scratch: Path) -> float:
-    from explorer.core.live import peak_rss_bytes
+    from explorer.live.client import peak_rss_bytes
 
     log(f"worker memory: {len(EFFB7_LAYERS)} layers of {model.stem} one after another in a fresh window")
     window, probe = live_window(app, model, scratch / "effb7-settings.ini")

@@ -19,7 +19,7 @@ Nothing in ``explorer/`` is changed; the CLI's steps are called (or copied, with
   ``--batches`` batches, then the same ``predict_on_batch`` calls without decoding threads running (contention);
 - ``variants``: the real ``extract_features`` over ``--batches`` batches (after a warm-up batch each), round-robin
   for ``--rounds`` rounds: as is; ``lean decode`` (``prepare_input`` patched, from here, in
-  ``explorer.core.features`` to skip the preview and picture copies the batch path throws away); ``eager
+  ``explorer.runtime.features`` to skip the preview and picture copies the batch path throws away); ``eager
   run_batch`` (a stand-in extractor whose ``predict_on_batch`` is ``runtime.run_batch``: the CLI before
   f7df065); plus the decoding alone (no model running);
 - ``output``: ``np.concatenate`` of 1,000 rows of the layer's output and ``np.savez`` of them (~800 MB for
@@ -79,9 +79,10 @@ def main() -> int:
 
     import numpy as np
 
-    from explorer.core.features import image_files
-    from explorer.core.images import Preprocessing
-    from explorer.core.runtime import build_extractor, input_specs, load_model
+    from explorer.inputs.images import Preprocessing, image_files
+    from explorer.runtime.extraction import build_extractor
+    from explorer.runtime.keras_graph import input_specs
+    from explorer.runtime.loading import load_model
 
     files = image_files(options.images)
     preprocessing = Preprocessing("caffe")
@@ -111,8 +112,8 @@ def main() -> int:
 
 
 def decode_like_cli(spec: Any, path: Path, preprocessing: Any) -> Any:
-    from explorer.core.images import load_image
-    from explorer.core.inputs import IMAGE, InputSource, prepare_input
+    from explorer.inputs.images import load_image
+    from explorer.inputs.sources import IMAGE, InputSource, prepare_input
 
     return prepare_input(spec, InputSource(IMAGE), load_image(path), preprocessing).array
 
@@ -124,8 +125,14 @@ def profile_decode(files: list[Path], spec: Any, preprocessing: Any, batch_size:
     import keras
     import numpy as np
 
-    from explorer.core.images import apply_preprocessing, fit_to_input, load_image, model_input_preview, to_model_batch
-    from explorer.core.inputs import IMAGE, InputSource, prepare_input
+    from explorer.inputs.images import (
+        apply_preprocessing,
+        fit_to_input,
+        load_image,
+        model_input_preview,
+        to_model_batch,
+    )
+    from explorer.inputs.sources import IMAGE, InputSource, prepare_input
 
     sample = files[:DECODE_IMAGES]
     steps: dict[str, list[float]] = defaultdict(list)
@@ -190,7 +197,7 @@ def profile_inference(extractor: Any, input_name: str, batch: Any, repeats: int)
     import numpy as np
     import tensorflow as tf
 
-    from explorer.core.runtime import run_batch
+    from explorer.runtime.extraction import run_batch
 
     def traced_without_remapper(function: Callable) -> Callable:
         # Grappler optimizes a tf.function's graph when it is first run (instantiated), with the options
@@ -263,9 +270,9 @@ def profile_layers(extractor: Any, input_name: str, batch: Any) -> dict:
     from keras.src import tree
     from keras.src.models.functional import operation_fn
 
-    from explorer.core.runtime import _flat_inputs, _graph_of, _input_names
+    from explorer.runtime.keras_graph import flat_inputs, graph_of, input_names
 
-    graph = _graph_of(extractor)
+    graph = graph_of(extractor)
     nodes = [node for depth in sorted(graph._nodes_by_depth, reverse=True)
              for node in graph._nodes_by_depth[depth] if node.operation and not node.is_input]
     uses = Counter(id(t) for node in nodes for t in node.input_tensors)
@@ -276,7 +283,7 @@ def profile_layers(extractor: Any, input_name: str, batch: Any) -> dict:
         per_class.clear()
         counts.clear()
         tensors = {id(t): keras.ops.convert_to_tensor({input_name: batch}[name])
-                   for name, t in zip(_input_names(graph), _flat_inputs(graph), strict=True)}
+                   for name, t in zip(input_names(graph), flat_inputs(graph), strict=True)}
         left = Counter(uses)
         start = time.perf_counter()
         for node in nodes:
@@ -393,21 +400,21 @@ class EagerExtractor:
     def predict_on_batch(self, batch: Any) -> Any:
         import numpy as np
 
-        from explorer.core.runtime import run_batch
+        from explorer.runtime.extraction import run_batch
 
         return np.asarray(run_batch(self.extractor, {self.input_name: batch})[0])
 
 
 def profile_variants(extractor: Any, specs: list, files: list[Path], preprocessing: Any,
                      options: argparse.Namespace) -> dict:
-    import explorer.core.features as features
-    from explorer.core.images import apply_preprocessing, fit_to_input, to_model_batch
-    from explorer.core.inputs import IMAGE, PreparedInput
+    import explorer.runtime.features as features
+    from explorer.inputs.images import apply_preprocessing, fit_to_input, to_model_batch
+    from explorer.inputs.sources import IMAGE, PreparedInput
 
     first = specs[0]
     chosen = files[:options.batch_size * options.batches]
     if not hasattr(features, "prepare_input"):
-        raise RuntimeError("explorer.core.features no longer uses prepare_input: update this section")
+        raise RuntimeError("explorer.runtime.features no longer uses prepare_input: update this section")
     original_prepare = features.prepare_input
 
     def lean_prepare_input(spec: Any, source: Any, image: Any, prep: Any, fit_mode: str = "resize") -> Any:
@@ -465,7 +472,7 @@ def profile_variants(extractor: Any, specs: list, files: list[Path], preprocessi
 def profile_output(extractor: Any, input_name: str, batch: Any, files: list[Path]) -> dict:
     import numpy as np
 
-    from explorer.core.runtime import run_batch
+    from explorer.runtime.extraction import run_batch
 
     row = np.asarray(run_batch(extractor, {input_name: batch})[0])
     rows = [row.copy() for _ in range(-(-len(files) // len(batch)))]  # fresh memory per batch, like the CLI
@@ -494,7 +501,7 @@ def profile_output(extractor: Any, input_name: str, batch: Any, files: list[Path
 
 def profile_cprofile(extractor: Any, specs: list, files: list[Path], preprocessing: Any,
                      options: argparse.Namespace) -> dict:
-    from explorer.core.features import extract_features
+    from explorer.runtime.features import extract_features
 
     chosen = files[:options.batch_size * options.batches]
     profiler = cProfile.Profile()

@@ -28,11 +28,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QEventLoop, QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QGraphicsScene
 
-from explorer.core.config_graph import graph_from_config
-from explorer.core.keras_file import read_model_file
-from explorer.core.layout import compute_layout, dot_source, parse_layout, run_dot
-from explorer.core.view_graph import build_view
-from explorer.ui.graph_scene import box_sizes, populate_scene
+from explorer.layout.graphviz import compute_layout, dot_source, parse_layout, run_dot
+from explorer.layout.view_graph import build_view
+from explorer.model.config_graph import graph_from_config
+from explorer.model.files import read_model_file
+from explorer.ui.canvas.scene import box_sizes, populate_scene
 from explorer.ui.main_window import MainWindow
 
 DEFAULT_MODEL = Path(tempfile.gettempdir()) / "keras-explorer-bench" / "efficientnetb7.keras"

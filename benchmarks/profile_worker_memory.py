@@ -49,8 +49,8 @@ def one_way(model_path: str, size: int, layers: list[str], way: str, check: bool
     import numpy as np
     import tensorflow as tf
 
-    from explorer.core.images import Preprocessing, apply_preprocessing, fit_to_input, load_image
-    from explorer.core.runtime import run_batch
+    from explorer.inputs.images import Preprocessing, apply_preprocessing, fit_to_input, load_image
+    from explorer.runtime.extraction import run_batch
 
     model = keras.saving.load_model(model_path, compile=False)
     x = apply_preprocessing(fit_to_input(load_image(IMAGE), (size, size, 3)), Preprocessing("none"))[None]

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.core.export import Target, resolve_targets
-from explorer.core.graph import LayerGraph
-from explorer.core.images import Preprocessing, load_image
-from explorer.core.inputs import (
+from explorer.inputs.images import Preprocessing, load_image
+from explorer.inputs.sources import (
     IMAGE,
     ZEROS,
     InputSource,
@@ -21,7 +19,11 @@ from explorer.core.inputs import (
     prepare_input,
     suggested_preprocessing,
 )
-from explorer.core.runtime import InputSpec, RuntimeFailure, extract, open_model
+from explorer.model.graph import InputSpec, LayerGraph, Target
+from explorer.runtime.errors import RuntimeFailure
+from explorer.runtime.export import resolve_targets
+from explorer.runtime.extraction import extract
+from explorer.runtime.loading import open_model
 
 
 def run_activations(graph: LayerGraph, options: argparse.Namespace) -> int:
@@ -91,7 +93,7 @@ def _write(outputs: list[np.ndarray], options: argparse.Namespace) -> list[Path]
             np.save(path, output)
         else:
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-            from explorer.ui.feature_export import save_output_png
+            from explorer.ui.activations.feature_export import save_output_png
 
             save_output_png(output, path)
     return paths

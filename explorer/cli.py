@@ -51,10 +51,10 @@ def _headless(args: list[str]) -> int:
             "--custom-objects", metavar="FILE.py",
             help="Python file defining the model's own classes (subclassed models); runs it, needs --trust")
     options = parser.parse_args(args)
-    from explorer.core.images import ImageError
-    from explorer.core.keras_file import ModelFileError, load_graph
-    from explorer.core.layout import LayoutError
-    from explorer.core.runtime import RuntimeFailure
+    from explorer.inputs.images import ImageError
+    from explorer.layout.graphviz import LayoutError
+    from explorer.model.files import ModelFileError, load_graph
+    from explorer.runtime.errors import RuntimeFailure
 
     try:
         model_graph = load_graph(options.model)
@@ -90,7 +90,7 @@ def _headless(args: list[str]) -> int:
 
 
 def _add_export_parsers(commands: argparse._SubParsersAction) -> None:
-    from explorer.core.images import PRESETS
+    from explorer.inputs.images import PRESETS
 
     export = commands.add_parser(
         "export", help="save a verified feature extractor (.keras or SavedModel) for one or more layers",
@@ -115,7 +115,7 @@ def _add_export_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_activations_parser(commands: argparse._SubParsersAction) -> None:
-    from explorer.core.images import PRESETS
+    from explorer.inputs.images import PRESETS
 
     command = commands.add_parser(
         "activations", help="compute one layer's output on an image or array (runs TensorFlow)",
@@ -135,7 +135,7 @@ def _add_activations_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _summary(model_graph, as_json: bool) -> int:
-    from explorer.core.summary import summary_dict, summary_text
+    from explorer.model.summary import summary_dict, summary_text
 
     print(json.dumps(summary_dict(model_graph), indent=2) if as_json else summary_text(model_graph))
     return 0
@@ -150,10 +150,10 @@ def _graph(model_graph, output: str, expand: bool) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication, QGraphicsScene
 
-    from explorer.core.layout import compute_layout
-    from explorer.core.view_graph import build_view
-    from explorer.ui.graph_export import export_scene
-    from explorer.ui.graph_scene import box_sizes, populate_scene
+    from explorer.layout.graphviz import compute_layout
+    from explorer.layout.view_graph import build_view
+    from explorer.ui.canvas.export import export_scene
+    from explorer.ui.canvas.scene import box_sizes, populate_scene
 
     app = QApplication.instance() or QApplication(["keras-explorer"])
     view = build_view(model_graph, {n.path for n in model_graph.nodes if n.is_group} if expand else set())

@@ -9,10 +9,13 @@ import time
 import numpy as np
 
 from explorer.activations_cli import chosen_preprocessing
-from explorer.core.export import KERAS, SAVEDMODEL, export_extractor, resolve_targets
-from explorer.core.features import extract_features, image_files
-from explorer.core.graph import LayerGraph
-from explorer.core.runtime import RuntimeFailure, build_extractor, open_model
+from explorer.inputs.images import image_files
+from explorer.model.graph import LayerGraph
+from explorer.runtime.errors import RuntimeFailure
+from explorer.runtime.export import KERAS, SAVEDMODEL, export_extractor, resolve_targets
+from explorer.runtime.extraction import build_extractor
+from explorer.runtime.features import extract_features
+from explorer.runtime.loading import open_model
 
 
 def run_export(graph: LayerGraph, options: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
 """PyInstaller runtime hook: put the bundled Graphviz first on PATH, so ``shutil.which("dot")`` in
-explorer.core.layout finds it (the ``dot`` there is a wrapper that points the real binary at its own
+explorer.layout.graphviz finds it (the ``dot`` there is a wrapper that points the real binary at its own
 libraries and plugins, see keras-explorer.spec)."""
 
 import os

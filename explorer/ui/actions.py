@@ -10,8 +10,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QStyle
 
 from explorer.ui import export_actions
-from explorer.ui.graph_export import export_scene
-from explorer.ui.graph_items import category_legend
+from explorer.ui.canvas.export import export_scene
+from explorer.ui.canvas.items import category_legend
 from explorer.ui.help_dialogs import show_about, show_shortcuts
 
 if TYPE_CHECKING:

@@ -9,10 +9,11 @@ import numpy as np
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
-from explorer.core.export import KERAS, SAVEDMODEL, Target
-from explorer.core.messages import Exported
-from explorer.core.snippet import python_snippet
-from explorer.ui.feature_export import save_output_png
+from explorer.live.protocol import Exported
+from explorer.model.graph import Target
+from explorer.runtime.export import KERAS, SAVEDMODEL
+from explorer.runtime.snippet import python_snippet
+from explorer.ui.activations.feature_export import save_output_png
 
 if TYPE_CHECKING:
     from explorer.ui.main_window import MainWindow

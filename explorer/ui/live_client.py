@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from explorer.core.live import LiveTier, WorkerLost
-from explorer.core.messages import Activation, Exported, Failed, Loaded, Status, Traced
+from explorer.live.client import LiveTier, WorkerLost
+from explorer.live.protocol import Activation, Exported, Failed, Loaded, Status, Traced, WorkerState
+from explorer.runtime.worker import worker_main
 
 
 class LiveClient(QObject):
@@ -22,8 +23,8 @@ class LiveClient(QObject):
 
     def __init__(self, parent: QObject | None = None, **tier_options: Any) -> None:
         super().__init__(parent)
-        self.tier = LiveTier(self._dispatch, **tier_options)
-        self.state = "stopped"
+        self.tier = LiveTier(self._dispatch, worker_main, **tier_options)
+        self.state = WorkerState.STOPPED
 
     def start(self) -> None:
         self.tier.start()

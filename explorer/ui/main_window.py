@@ -18,22 +18,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.core.cache import DEFAULT_BUDGET
-from explorer.core.graph import LayerGraph
-from explorer.core.keras_file import load_graph
-from explorer.core.layout import Layout, compute_layout
-from explorer.core.view_graph import ViewGraph, build_view
+from explorer.layout.graphviz import Layout, compute_layout
+from explorer.layout.view_graph import ViewGraph, build_view
+from explorer.live.cache import DEFAULT_BUDGET
+from explorer.model.files import load_graph
+from explorer.model.graph import LayerGraph
 from explorer.ui.actions import install_actions
-from explorer.ui.activations import ActivationsPanel
+from explorer.ui.activations.input_panel import IMAGE_FILTER
+from explorer.ui.activations.panel import ActivationsPanel
+from explorer.ui.canvas.scene import box_sizes
+from explorer.ui.canvas.view import GraphView
 from explorer.ui.export_actions import report_export
-from explorer.ui.find_bar import FindBar
-from explorer.ui.graph_scene import box_sizes
-from explorer.ui.graph_view import GraphView
-from explorer.ui.input_panel import IMAGE_FILTER
-from explorer.ui.inspector import Inspector
 from explorer.ui.live_client import LiveClient
-from explorer.ui.notices import NoticeBar
-from explorer.ui.summary_table import SummaryPanel
+from explorer.ui.panels.find_bar import FindBar
+from explorer.ui.panels.inspector import Inspector
+from explorer.ui.panels.notices import NoticeBar
+from explorer.ui.panels.summary_table import SummaryPanel
 from explorer.ui.tasks import TaskRunner
 from explorer.ui.trust import FileTrust
 

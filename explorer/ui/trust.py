@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from explorer.core.graph import LayerGraph
-from explorer.core.messages import Traced
-from explorer.core.safety import file_digest
-from explorer.core.traced import traced_graph
+from explorer.live.protocol import Traced
+from explorer.model.graph import LayerGraph
+from explorer.model.model_file import file_digest
+from explorer.model.traced import traced_graph
 
 if TYPE_CHECKING:
     from explorer.ui.main_window import MainWindow

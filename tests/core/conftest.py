@@ -464,7 +464,7 @@ class ModelZoo:
 
     def __call__(self, name: str) -> Case:
         if name not in self._cases:
-            from explorer.core.keras_file import load_graph
+            from explorer.model.files import load_graph
 
             builder, suffix = BUILDERS[name]
             model, reference = self.model(builder)

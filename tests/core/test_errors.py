@@ -13,8 +13,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from explorer.core.graph import LayerGraph
-from explorer.core.keras_file import ModelFileError, load_graph
+from explorer.model.files import ModelFileError, load_graph
+from explorer.model.graph import LayerGraph
 
 
 def _expect_error(path: Path, *fragments: str) -> str:

@@ -1,4 +1,4 @@
-"""``explorer.core.images`` on real files written with Pillow, and its presets against keras.applications."""
+"""``explorer.inputs.images`` on real files written with Pillow, and its presets against keras.applications."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer.core.images import (
+from explorer.inputs.images import (
     PRESETS,
     ImageError,
     LoadedImage,
@@ -337,7 +337,7 @@ def test_suggest_none_when_model_rescales_itself(layers):
 
 
 def test_suggest_for_the_demo_model():
-    from explorer.core.keras_file import load_graph
+    from explorer.model.files import load_graph
 
     graph = load_graph(ROOT / "resources" / "demo_model.keras")
     top = [node for node in graph.nodes if node.parent is None]
@@ -474,7 +474,7 @@ def test_end_to_end_with_the_demo_model():
 def test_import_loads_no_qt_or_tensorflow():
     heavy = {"PySide6", "shiboken6", "tensorflow", "keras", "tf_keras", "jax", "torch"}
     code = (
-        "import json, sys, explorer.core.images\n"
+        "import json, sys, explorer.inputs.images\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,

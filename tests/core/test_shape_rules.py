@@ -1,4 +1,4 @@
-"""Shape inference (``explorer.core.shapes``) on real one-layer Sequential models.
+"""Shape inference (``explorer.model.shapes``) on real one-layer Sequential models.
 
 In a Sequential model the last layer"s output shape is recorded nowhere in the file, so the core has to
 derive it from the layer config. For classes with a rule the result must equal Keras"s; for the others the
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from explorer.core.keras_file import load_graph
-from explorer.core.shapes import _IDENTITY, _RULES
+from explorer.model.files import load_graph
+from explorer.model.shapes import _IDENTITY, _RULES
 from tests.core.conftest import core_weights, keras_weights, reference_of
 
 # name -> (input shape without batch, layer factory)

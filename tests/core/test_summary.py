@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from explorer.core.keras_file import load_graph
-from explorer.core.summary import format_shape, output_shape_text, summary_dict, summary_text
+from explorer.model.files import load_graph
+from explorer.model.summary import format_shape, output_shape_text, summary_dict, summary_text
 from tests.core.conftest import ALL_MODELS
 
 MODEL_KEYS = {"name", "kind", "inputs", "outputs", "total_params", "trainable_params", "non_trainable_params"}

@@ -1,7 +1,7 @@
 """Feature-extractor export end to end: export -> verification in a fresh process -> reload in the test -> compare.
 
 Every model is built here, its BatchNormalization statistics randomised (inference mode matters), saved to a
-``.keras`` file and loaded back with ``runtime.load_model`` (what the CLI and the live tier export from). The
+``.keras`` file and loaded back with ``load_model`` (what the CLI and the live tier export from). The
 reference side runs the *original* in-memory model with the eager interpreter of ``tests.live.test_runtime``
 (itself checked against Keras there), which records every layer's outputs under ``(path, call_site)``.
 
@@ -26,26 +26,28 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer.core import export as export_module
-from explorer.core import runtime
-from explorer.core.export import (
+from explorer.inputs.images import Preprocessing, image_files, load_image
+from explorer.inputs.sources import IMAGE, InputSource, prepare_input
+from explorer.live.protocol import ExportReport
+from explorer.model.files import load_graph
+from explorer.model.graph import Target
+from explorer.resources import resources_dir
+from explorer.runtime import export as export_module
+from explorer.runtime.errors import RuntimeFailure
+from explorer.runtime.export import (
     KERAS,
     SAVEDMODEL,
     TOLERANCE,
-    ExportReport,
-    Target,
     build_multi_extractor,
     export_extractor,
     read_export_metadata,
     resolve_targets,
 )
-from explorer.core.features import extract_features, image_files
-from explorer.core.images import Preprocessing, load_image
-from explorer.core.inputs import IMAGE, InputSource, prepare_input
-from explorer.core.keras_file import load_graph
-from explorer.core.runtime import RuntimeFailure
-from explorer.core.snippet import python_snippet
-from explorer.resources import resources_dir
+from explorer.runtime.extraction import build_extractor, run_extractor
+from explorer.runtime.features import extract_features
+from explorer.runtime.keras_graph import input_specs
+from explorer.runtime.loading import load_model
+from explorer.runtime.snippet import python_snippet
 from tests.live.test_runtime import (
     _randomise_statistics,
     _run_model,
@@ -110,7 +112,7 @@ class Case:
     name: str
     path: Path
     original: Any  # as built: the reference side
-    loaded: Any  # loaded back with runtime.load_model: what gets exported
+    loaded: Any  # loaded back with load_model: what gets exported
     inputs: dict[str, np.ndarray]  # the verification example, per model input name, without batch axis
     batch: list[np.ndarray]  # BATCH examples per input, in model.inputs order (the first is ``inputs``)
     record: dict[tuple[str, Site], list[np.ndarray]] = field(default_factory=dict)
@@ -153,7 +155,7 @@ class Store:
             record: dict[tuple[str, Site], list[np.ndarray]] = {}
             _run_model(model, list(batch), "", (), record)
             inputs = {n: b[0] for n, b in zip(names, batch, strict=True)}
-            self.cases[name] = Case(name, path, model, runtime.load_model(path), inputs, batch, record)
+            self.cases[name] = Case(name, path, model, load_model(path), inputs, batch, record)
         return self.cases[name]
 
     def export(self, key: str) -> Exported:
@@ -238,7 +240,7 @@ def test_bad_targets_and_arguments_are_refused_before_anything_is_written(store:
     with pytest.raises(RuntimeFailure, match="once per --layer"):
         resolve_targets(graph, ["shared_dense", "twice", "merge"], [0, 1])
     assert [t.call_site for t in resolve_targets(graph, ["shared_dense", "twice"], [1])] == [(1,), (1,)]
-    model = runtime.load_model(case.path)  # a private copy: building extractors adds nodes to its layers
+    model = load_model(case.path)  # a private copy: building extractors adds nodes to its layers
     targets = resolve_targets(graph, ["merge"], None)
     for out, fmt, message in [(tmp_path / "x.h5", KERAS, r"must end in \.keras"),
                               (tmp_path / "x.onnx", "onnx", "unknown export format")]:
@@ -263,7 +265,7 @@ def test_multi_extractor_covers_every_call_site_of_a_nested_shared_model(store: 
     feed = [rng.normal(0.0, 1.0, (2, *t.shape[1:])).astype("float32") for t in model.inputs]
     record: dict[tuple[str, Site], list[np.ndarray]] = {}
     _run_model(model, list(feed), "", (), record)
-    extractor = build_multi_extractor(runtime.load_model(path), targets)
+    extractor = build_multi_extractor(load_model(path), targets)
     result = extractor(feed, training=False)
     assert isinstance(result, dict) and len(result) == len(targets)
     for target in targets:
@@ -455,8 +457,8 @@ def test_batch_features_skip_unreadable_files(store: Store, tmp_path: Path) -> N
     files = image_files(folder)
     assert [f.name for f in files] == ["a_brick.png", "b_chelsea.jpg", "c_broken.png", "d_grass.png",
                                        "e_notes.png", "f_gravel.png"]
-    extractor = runtime.build_extractor(case.loaded, "pool")
-    specs = runtime.input_specs(case.loaded)
+    extractor = build_extractor(case.loaded, "pool")
+    specs = input_specs(case.loaded)
     seen: list[tuple[int, int]] = []
     result = extract_features(extractor, specs, files, Preprocessing("unit"), batch_size=2,
                               progress=lambda done, total: seen.append((done, total)))
@@ -473,7 +475,7 @@ def test_batch_features_skip_unreadable_files(store: Store, tmp_path: Path) -> N
     for row, name in zip(result.features, good, strict=True):
         prepared = prepare_input(spec, InputSource(IMAGE), load_image(folder / name), Preprocessing("unit")).array
         _assert_close(prepared, _fitted(folder / name, 12), f"{name}: model input")
-        _assert_close(row, runtime.run_extractor(extractor, {spec.name: prepared}, specs)[0],
+        _assert_close(row, run_extractor(extractor, {spec.name: prepared}, specs)[0],
                       f"{name}: batch features vs one image at a time")
         expected = np.asarray(reference_model(_fitted(folder / name, 12)[None], training=False))[0]
         _assert_close(row, expected, f"{name}: batch features vs the original model")

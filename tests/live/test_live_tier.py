@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from explorer.core.live import LiveTier, WorkerLost
-from explorer.core.messages import COMPUTING, READY, STARTING, STOPPED, Activation, Failed, Loaded, Status
+from explorer.live.client import LiveTier, WorkerLost
+from explorer.live.protocol import Activation, Failed, Loaded, Status, WorkerState
+from explorer.runtime.worker import worker_main
 
 START_TIMEOUT = 60.0  # a worker start imports TensorFlow (a few seconds, more on a busy machine)
 EVENT_TIMEOUT = 30.0
@@ -76,7 +77,7 @@ def _is(kind: type, request: int | None = None) -> Callable[[Any], bool]:
 
 
 def _ready(event: Any) -> bool:
-    return isinstance(event, Status) and event.state == READY
+    return isinstance(event, Status) and event.state == WorkerState.READY
 
 
 def _alive(pid: int) -> bool:
@@ -170,7 +171,7 @@ def _stop_for_good(tier: LiveTier) -> None:
 def running(models) -> Iterator[tuple[LiveTier, Events]]:
     """One worker shared by the tests that do not end it (each test loads the model it needs)."""
     events = Events()
-    tier = LiveTier(events)
+    tier = LiveTier(events, worker_main)
     tier.start()
     try:
         events.wait_for(_ready, START_TIMEOUT, "ready status after start")
@@ -253,7 +254,8 @@ def test_worker_killed_mid_computation_restarts_and_reloads(running, models) -> 
     old_pid = tier.pid
     mark = len(events.seen)
     doomed = tier.compute("pool", (0,), slow.inputs)
-    events.wait_for(lambda e: isinstance(e, Status) and e.state == COMPUTING, EVENT_TIMEOUT, "computing status")
+    events.wait_for(lambda e: isinstance(e, Status) and e.state == WorkerState.COMPUTING, EVENT_TIMEOUT,
+                    "computing status")
     os.kill(old_pid, signal.SIGKILL)  # the compute has just begun and takes seconds
 
     lost = events.wait_for(_is(WorkerLost), EVENT_TIMEOUT, "WorkerLost")
@@ -274,7 +276,7 @@ def test_worker_killed_mid_computation_restarts_and_reloads(running, models) -> 
 def test_memory_cap_restarts_worker_and_stop_ends_it(models) -> None:
     events = Events()
     cap = 200 << 20
-    tier = LiveTier(events, memory_cap=cap)
+    tier = LiveTier(events, worker_main, memory_cap=cap)
     tier.start()
     first_pid = tier.pid
     try:
@@ -283,7 +285,8 @@ def test_memory_cap_restarts_worker_and_stop_ends_it(models) -> None:
         assert tier.peak_rss > cap
         assert _wait_dead(first_pid, 5.0), "the worker over its cap is still running"
         # The replacement reports in (it will go over the cap as well); stop it.
-        events.wait_for(lambda e: isinstance(e, Status) and e.state == STARTING, START_TIMEOUT, "a new worker")
+        events.wait_for(lambda e: isinstance(e, Status) and e.state == WorkerState.STARTING, START_TIMEOUT,
+                        "a new worker")
         replacement = tier.pid
         tier.stop()
         late = events.collect(2.0)
@@ -311,7 +314,7 @@ def test_stop_while_a_restart_is_under_way(models) -> None:
             lost.set()
             stopped.wait(5.0)  # the restart resumes only after stop() has returned
 
-    tier = LiveTier(slow_handler, memory_cap=200 << 20)
+    tier = LiveTier(slow_handler, worker_main, memory_cap=200 << 20)
     tier.start()
     try:
         assert lost.wait(START_TIMEOUT), "no WorkerLost for the memory cap"
@@ -321,7 +324,7 @@ def test_stop_while_a_restart_is_under_way(models) -> None:
         late = events.collect(2.0)
         pid = tier.pid
         assert pid is None, f"a worker (pid {pid}) was started after stop() returned"
-        started = [e for e in late if isinstance(e, Status) and e.state == STARTING]
+        started = [e for e in late if isinstance(e, Status) and e.state == WorkerState.STARTING]
         assert not started, f"a worker was started after stop() returned: {started}"
     finally:
         stopped.set()
@@ -330,7 +333,7 @@ def test_stop_while_a_restart_is_under_way(models) -> None:
 
 def test_stop_ends_the_process(models) -> None:
     events = Events()
-    tier = LiveTier(events)
+    tier = LiveTier(events, worker_main)
     tier.start()
     try:
         events.wait_for(_ready, START_TIMEOUT, "ready status after start")
@@ -341,7 +344,7 @@ def test_stop_ends_the_process(models) -> None:
         assert time.monotonic() - started < 5.0
         assert _wait_dead(pid, 3.0)
         assert tier.pid is None
-        events.wait_for(lambda e: isinstance(e, Status) and e.state == STOPPED, 5.0, "stopped status")
+        events.wait_for(lambda e: isinstance(e, Status) and e.state == WorkerState.STOPPED, 5.0, "stopped status")
         assert not [e for e in events.collect(0.5) if isinstance(e, WorkerLost)]
         request = tier.compute("out", (0,), models["small"].inputs)
         failed = events.wait_for(_is(Failed, request), 5.0, "Failed for a compute after stop")

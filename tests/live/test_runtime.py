@@ -1,7 +1,7 @@
-"""Values computed by ``explorer.core.runtime`` against values computed directly with Keras.
+"""Values computed by ``explorer.runtime.extraction`` against values computed directly with Keras.
 
 Every model is built once per session, its BatchNormalization statistics are randomised (so that inference
-mode matters), it is saved to a ``.keras`` file and loaded back with ``runtime.load_model``. The explorer
+mode matters), it is saved to a ``.keras`` file and loaded back with ``load_model``. The explorer
 side cuts an extractor out of the *loaded* model; the reference side runs the *original* in-memory model:
 
 * top-level layers of Functional models: ``keras.Model(model.input, layer._inbound_nodes[k].output_tensors)``;
@@ -31,8 +31,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from explorer.core import runtime
-from explorer.core.runtime import RuntimeFailure
+from explorer.model.graph import InputSpec
+from explorer.runtime.errors import RuntimeFailure
+from explorer.runtime.extraction import build_extractor, run_extractor
+from explorer.runtime.keras_graph import input_specs
+from explorer.runtime.loading import load_model
 
 ATOL = 1e-5
 Site = tuple[int, ...]
@@ -327,17 +330,17 @@ class Case:
     name: str
     path: Path
     original: Any  # the model as built (reference side)
-    loaded: Any  # the model loaded back with runtime.load_model (explorer side)
+    loaded: Any  # the model loaded back with load_model (explorer side)
     inputs: dict[str, np.ndarray]  # one example per input layer name, without batch axis
     _extractors: dict[tuple[str, Site | None], Any] = field(default_factory=dict)
 
     @cached_property
-    def specs(self) -> list[runtime.InputSpec]:
-        return runtime.input_specs(self.loaded)
+    def specs(self) -> list[InputSpec]:
+        return input_specs(self.loaded)
 
     @cached_property
     def graph(self) -> Any:
-        from explorer.core.keras_file import load_graph
+        from explorer.model.files import load_graph
 
         return load_graph(self.path)
 
@@ -376,15 +379,15 @@ class Case:
 
     def reload(self) -> None:
         """A fresh copy of the loaded model, for tests that must not be affected by earlier extractors."""
-        self.loaded = runtime.load_model(self.path)
+        self.loaded = load_model(self.path)
         self._extractors.clear()
 
     def explorer(self, path: str, site: Site | None = None) -> list[np.ndarray]:
         """What the explorer computes for a layer (without batch axis)."""
         key = (path, site)
         if key not in self._extractors:
-            self._extractors[key] = runtime.build_extractor(self.loaded, path, site)
-        return runtime.run_extractor(self._extractors[key], self.inputs, self.specs)
+            self._extractors[key] = build_extractor(self.loaded, path, site)
+        return run_extractor(self._extractors[key], self.inputs, self.specs)
 
     def reference(self, path: str, site: Site) -> list[np.ndarray]:
         return [value[0] for value in self.recorded[(path, site)]]
@@ -406,7 +409,7 @@ class Store:
             for tensor in model.inputs:
                 inputs[tensor._keras_history.operation.name] = _example(tuple(tensor.shape[1:]), str(tensor.dtype),
                                                                         rng)
-            self.cases[name] = Case(name, path, model, runtime.load_model(path), inputs)
+            self.cases[name] = Case(name, path, model, load_model(path), inputs)
         return self.cases[name]
 
 
@@ -538,10 +541,10 @@ def test_input_layer_of_nested_model_called_with_more_specific_shape(store: Stor
     the tensors of the enclosing graph still lead to the layers computed afterwards.
     """
     case = store("nested_shared")
-    model = runtime.load_model(case.path)  # private copy: this test may damage it
-    values = runtime.run_extractor(runtime.build_extractor(model, path, site), case.inputs, case.specs)
+    model = load_model(case.path)  # private copy: this test may damage it
+    values = run_extractor(build_extractor(model, path, site), case.inputs, case.specs)
     _assert_close(values, case.reference(path, site), f"{path} {site}")
-    after = runtime.run_extractor(runtime.build_extractor(model, "joined"), case.inputs, case.specs)
+    after = run_extractor(build_extractor(model, "joined"), case.inputs, case.specs)
     _assert_close(after, case.reference("joined", (0,)), "joined, computed afterwards")
 
 
@@ -640,24 +643,24 @@ def test_every_listed_call_site_builds_with_the_listed_shapes(store: Store, name
 def test_unknown_layer_name(store: Store) -> None:
     case = store("nested")
     with pytest.raises(RuntimeFailure, match="no layer named 'nope'"):
-        runtime.build_extractor(case.loaded, "nope")
+        build_extractor(case.loaded, "nope")
     with pytest.raises(RuntimeFailure, match="no layer named 'nope' in middle"):
-        runtime.build_extractor(case.loaded, "block/middle/nope")
+        build_extractor(case.loaded, "block/middle/nope")
 
 
 def test_call_index_out_of_range(store: Store) -> None:
     with pytest.raises(RuntimeFailure, match=r"called 3 time\(s\); call 3 does not exist"):
-        runtime.build_extractor(store("shared").loaded, "shared_dense", (3,))
+        build_extractor(store("shared").loaded, "shared_dense", (3,))
     with pytest.raises(RuntimeFailure, match=r"'middle' is called 2 time\(s\); call 2 does not exist"):
-        runtime.build_extractor(store("nested").loaded, "block/middle/mid_dense", (0, 2, 0))
+        build_extractor(store("nested").loaded, "block/middle/mid_dense", (0, 2, 0))
 
 
 def test_call_site_of_wrong_length_or_through_a_plain_layer(store: Store) -> None:
     case = store("nested")
     with pytest.raises(RuntimeFailure, match="does not match the path"):
-        runtime.build_extractor(case.loaded, "block/head", (0,))
+        build_extractor(case.loaded, "block/head", (0,))
     with pytest.raises(RuntimeFailure, match="not a nested model"):
-        runtime.build_extractor(case.loaded, "final/kernel")
+        build_extractor(case.loaded, "final/kernel")
 
 
 @pytest.mark.parametrize("kind", ["text", "zip_without_config", "missing", "empty"])
@@ -671,4 +674,4 @@ def test_file_that_is_not_a_model(keras_module, tmp_path: Path, kind: str) -> No
     elif kind == "empty":
         path.write_bytes(b"")
     with pytest.raises(RuntimeFailure, match=r"model\.keras"):
-        runtime.load_model(path)
+        load_model(path)

@@ -26,10 +26,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from explorer.core import runtime
-from explorer.core.graph import LayerGraph
-from explorer.core.keras_file import load_graph
-from explorer.core.traced import traced_graph
+from explorer.model.files import load_graph
+from explorer.model.graph import LayerGraph
+from explorer.model.traced import traced_graph
+from explorer.runtime.errors import RuntimeFailure
+from explorer.runtime.extraction import extract
+from explorer.runtime.loading import LiveModel, open_model
+from explorer.runtime.tracing import is_graph_model
 from tests.live import subclassed_defs as defs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,18 +153,18 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Saved]:
 
 
 @pytest.fixture(scope="module")
-def live(saved: dict[str, Saved]) -> dict[str, runtime.LiveModel]:
+def live(saved: dict[str, Saved]) -> dict[str, LiveModel]:
     """Each file opened in this process the way the worker and the CLI do: trusted, with the defs file."""
-    return {name: runtime.open_model(item.path, trust=True, custom_objects=str(DEFS)) for name, item in saved.items()}
+    return {name: open_model(item.path, trust=True, custom_objects=str(DEFS)) for name, item in saved.items()}
 
 
-def _traced(live_model: runtime.LiveModel, item: Saved) -> LayerGraph:
+def _traced(live_model: LiveModel, item: Saved) -> LayerGraph:
     assert live_model.trace is not None, "a subclassed model must come back with a trace"
     return traced_graph(live_model.trace, load_graph(item.path))
 
 
-def _extract(live_model: runtime.LiveModel, layer: str, batch: np.ndarray) -> np.ndarray:
-    outputs = runtime.extract(live_model, layer, (0,), {live_model.specs[0].name: batch[0]})
+def _extract(live_model: LiveModel, layer: str, batch: np.ndarray) -> np.ndarray:
+    outputs = extract(live_model, layer, (0,), {live_model.specs[0].name: batch[0]})
     assert len(outputs) == 1, f"{layer}: {len(outputs)} outputs"
     return outputs[0]
 
@@ -230,10 +233,10 @@ def test_activations_without_trust_refuses(saved, tmp_path, extra):
 
 
 def test_open_model_refuses_without_trust(saved):
-    with pytest.raises(runtime.RuntimeFailure, match="custom objects are Python code"):
-        runtime.open_model(saved["Plain"].path, trust=False, custom_objects=str(DEFS))
-    with pytest.raises(runtime.RuntimeFailure, match="refusing to load"):
-        runtime.open_model(saved["Plain"].path)
+    with pytest.raises(RuntimeFailure, match="custom objects are Python code"):
+        open_model(saved["Plain"].path, trust=False, custom_objects=str(DEFS))
+    with pytest.raises(RuntimeFailure, match="refusing to load"):
+        open_model(saved["Plain"].path)
 
 
 # --------------------------------------------------------------------------- (2) tracing
@@ -242,7 +245,7 @@ def test_open_model_refuses_without_trust(saved):
 def test_plain_is_traced_symbolically_with_edges(saved, live):
     item, live_model = saved["Plain"], live["Plain"]
     assert live_model.trace.method == "symbolic call"
-    assert live_model.graph is not None and runtime.is_graph_model(live_model.graph)
+    assert live_model.graph is not None and is_graph_model(live_model.graph)
     assert [(s.shape, s.dtype) for s in live_model.specs] == [(defs.INPUT_SHAPE, "float32")]
     graph = _traced(live_model, item)
     assert graph.kind == "subclassed"
@@ -268,7 +271,7 @@ def test_plain_is_traced_symbolically_with_edges(saved, live):
 
 def test_plain_traced_operation_nodes_can_be_computed(saved, live):
     """The keras.ops calls (relu, add) are nodes of the traced graph, drawn and selectable like layers; their
-    outputs must be computable too. (Fails: runtime._layer_outputs looks nodes up with get_layer, which
+    outputs must be computable too. (Fails: _layer_outputs looks nodes up with get_layer, which
     only knows Layers, not the Operations keras.ops leaves in a Functional graph.)"""
     item, live_model = saved["Plain"], live["Plain"]
     graph = _traced(live_model, item)
@@ -311,7 +314,7 @@ def test_branchy_other_branch_is_computed_for_inputs_that_take_it(saved, live):
     assert order == ["flatten", "stem", "negative", "head"]
     for name in order:
         _assert_close(_extract(live_model, name, negative), layers[name][0], f"Branchy (negative input) {name}")
-    with pytest.raises(runtime.RuntimeFailure, match="'positive' did not run"):
+    with pytest.raises(RuntimeFailure, match="'positive' did not run"):
         _extract(live_model, "positive", negative)
 
 

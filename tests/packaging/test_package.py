@@ -81,8 +81,8 @@ def test_layout_of_the_build():
 
 
 def test_summary_json(app, env):
-    from explorer.core.keras_file import load_graph
-    from explorer.core.summary import summary_dict
+    from explorer.model.files import load_graph
+    from explorer.model.summary import summary_dict
 
     result = run(app, ["summary", str(MODEL), "--json"], env)
     assert json.loads(result.stdout) == json.loads(json.dumps(summary_dict(load_graph(MODEL))))

@@ -276,7 +276,7 @@ def test_keras_commands_fail_cleanly_on_unreadable_files(cli, command: str, entr
 
 @pytest.mark.parametrize("entry", CORPUS, ids=_ids(CORPUS))
 def test_load_graph(corpus: Corpus, entry: Entry) -> None:
-    from explorer.core.keras_file import ModelFileError, load_graph
+    from explorer.model.files import ModelFileError, load_graph
 
     started = time.perf_counter()
     try:
@@ -302,7 +302,7 @@ def test_load_graph(corpus: Corpus, entry: Entry) -> None:
 
 _MEASURE = textwrap.dedent("""
     import re, sys
-    from explorer.core.keras_file import ModelFileError, load_graph
+    from explorer.model.files import ModelFileError, load_graph
 
     def peak_mb():  # this process's own peak (ru_maxrss would include the parent's, inherited across exec)
         with open("/proc/self/status") as status:

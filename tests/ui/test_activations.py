@@ -30,11 +30,11 @@ from PIL import Image
 from PySide6.QtCore import QObject, QPointF, QSettings, Qt, Slot
 from PySide6.QtTest import QTest
 
-from explorer.core import feature_maps as fm
+from explorer.inputs import feature_maps as fm
 from explorer.resources import demo_model, resources_dir
-from explorer.ui import feature_view
-from explorer.ui.feature_view import CHANNEL, GRID, MESSAGE, PLOT
-from explorer.ui.summary_table import PATH_ROLE
+from explorer.ui.activations import feature_view
+from explorer.ui.activations.feature_view import CHANNEL, GRID, MESSAGE, PLOT
+from explorer.ui.panels.summary_table import PATH_ROLE
 
 pg = feature_view.pg  # pyqtgraph, as the view imports it
 DEMO = demo_model()

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer.core import feature_maps as fm
+from explorer.inputs import feature_maps as fm
 from explorer.resources import demo_model, resources_dir
 
 DEMO = demo_model()
@@ -174,7 +174,7 @@ def test_shared_layer_second_call_npy_equals_keras(runs, ref):
 
 
 def test_png_grid_has_one_enlarged_tile_per_channel(runs, ref):
-    from explorer.ui.feature_export import MIN_TILE_SIDE, output_image
+    from explorer.ui.activations.feature_export import MIN_TILE_SIDE, output_image
 
     path = _ok(runs["png"])
     expected = ref.top("merge_branches", _fitted(64))  # (8, 8, 128)

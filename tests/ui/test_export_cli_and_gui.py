@@ -29,8 +29,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtTest import QTest
 
-from explorer.core.export import SAVEDMODEL_METADATA, read_export_metadata
 from explorer.resources import demo_model, resources_dir
+from explorer.runtime.export import SAVEDMODEL_METADATA, read_export_metadata
 from explorer.ui.export_actions import KERAS_FILTER
 
 DEMO = demo_model().resolve()

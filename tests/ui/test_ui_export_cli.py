@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog
 
-from explorer.ui.graph_export import export_scene
+from explorer.ui.canvas.export import export_scene
 
 CLI_TIMEOUT_S = 60
 

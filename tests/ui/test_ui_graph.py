@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 
-from explorer.ui.graph_items import EdgeItem, FrameItem, LayerItem
-from explorer.ui.graph_view import MAX_ZOOM, MIN_ZOOM
+from explorer.ui.canvas.items import EdgeItem, FrameItem, LayerItem
+from explorer.ui.canvas.view import MAX_ZOOM, MIN_ZOOM
 
 BLOCK_CHILDREN = {"block/block_in", "block/inner_seq", "block/block_dense"}
 INNER_CHILDREN = {"block/inner_seq/inner_in", "block/inner_seq/inner_dense", "block/inner_seq/inner_bn"}

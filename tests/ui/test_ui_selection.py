@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTreeWidgetItem
 
-from explorer.ui.summary_table import PATH_ROLE
+from explorer.ui.panels.summary_table import PATH_ROLE
 
 
 def _section(window, prefix: str) -> QTreeWidgetItem:

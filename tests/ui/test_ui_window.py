@@ -10,8 +10,8 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QMenu
 
-from explorer.ui.graph_items import FrameItem, LayerItem
-from explorer.ui.summary_table import PATH_ROLE
+from explorer.ui.canvas.items import FrameItem, LayerItem
+from explorer.ui.panels.summary_table import PATH_ROLE
 
 
 def _plain(html: str) -> str:

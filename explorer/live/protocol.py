@@ -1,0 +1,99 @@
+"""What crosses the process boundary between the window and the live-tier worker: small picklable records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from explorer.model.graph import InputSpec, Target
+from explorer.model.traced import Trace
+
+
+class WorkerState:
+    """What the worker is doing, as reported by ``Status`` and shown by the status indicator."""
+
+    STARTING, LOADING, READY, COMPUTING = "starting", "loading", "ready", "computing"
+    EXPORTING, FAILED, STOPPED = "exporting", "failed", "stopped"
+    BUSY = (LOADING, COMPUTING, EXPORTING)  # states the hang watchdog times
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: str
+    format: str
+    outputs: tuple[str, ...]
+    max_abs_diff: float
+    verified: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class LoadModel:
+    request: int
+    path: str
+    trusted: bool = False  # the user consented to running the code this file names
+    custom_objects: str | None = None  # a Python file defining the model's classes (run only when trusted)
+
+
+@dataclass(frozen=True)
+class Compute:
+    request: int
+    layer: str
+    call_site: tuple[int, ...]
+    inputs: dict[str, np.ndarray] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    request: int
+    targets: tuple[Target, ...]
+    path: str
+    format: str
+    inputs: dict[str, np.ndarray] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Exported:
+    request: int
+    report: ExportReport
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    request: int = 0
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    request: int
+    model_name: str
+    inputs: tuple[InputSpec, ...]
+
+
+@dataclass(frozen=True)
+class Traced:
+    request: int
+    trace: Trace
+
+
+@dataclass(frozen=True)
+class Activation:
+    request: int
+    layer: str
+    call_site: tuple[int, ...]
+    outputs: list[np.ndarray] = field(compare=False)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Failed:
+    request: int
+    message: str  # one line for the user
+    detail: str = ""  # the worker's traceback, for the log file

@@ -1,0 +1,91 @@
+"""Any model file -> LayerGraph, without TensorFlow: recognise the format, let its reader read it, check it.
+
+No code from the file runs. One reader per format lives in explorer.model.readers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from explorer.model.config_graph import MODEL_CLASSES, graph_from_config
+from explorer.model.graph import LayerGraph
+from explorer.model.model_file import ModelFile, ModelFileError
+from explorer.model.readers.keras_zip import read_keras_archive
+from explorer.model.readers.legacy_h5 import read_legacy_h5
+from explorer.model.safety import scan_config
+
+__all__ = ["EXPORT_METADATA_KEY", "ModelFileError", "load_graph", "read_model_file"]
+
+EXPORT_METADATA_KEY = "keras_explorer_export"  # written into metadata.json by explorer.runtime.export
+ZIP_MAGIC = b"PK\x03\x04"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def load_graph(path: str | os.PathLike[str], trusted_modules: tuple[str, ...] = ()) -> LayerGraph:
+    """Read a model file and return its layer graph (with the safety findings); raises ModelFileError with a
+    readable message. No code from the file runs."""
+    model_file = read_model_file(path, trusted_modules)
+    try:
+        return graph_from_config(
+            model_file.config,
+            model_file.weights,
+            keras_version=model_file.metadata.get("keras_version"),
+            source=str(model_file.path),
+            provenance=_provenance(model_file.metadata),
+            findings=model_file.findings,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as error:
+        # A config Keras itself would not write (hand-edited, corrupted or hostile).
+        raise ModelFileError(model_file.path, f"the model config could not be interpreted ({error!r})") from error
+
+
+def _provenance(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    value = metadata.get(EXPORT_METADATA_KEY)
+    return value if isinstance(value, dict) else None
+
+
+def read_model_file(path: str | os.PathLike[str], trusted_modules: tuple[str, ...] = ()) -> ModelFile:
+    file_path = Path(path)
+    if not file_path.exists():
+        raise ModelFileError(file_path, "no such file")
+    if file_path.is_dir():
+        raise ModelFileError(file_path, "is a folder, not a model file")
+    try:
+        with open(file_path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        raise ModelFileError(file_path, f"cannot be read ({error.strerror})") from error
+    if not head:
+        raise ModelFileError(file_path, "the file is empty")
+    if head.startswith(ZIP_MAGIC):
+        model_file = read_keras_archive(file_path)
+    elif head == HDF5_MAGIC:
+        model_file = read_legacy_h5(file_path)
+    else:
+        raise ModelFileError(file_path, f"not a Keras model: {_describe(head)}")
+    _require_model(model_file)
+    findings = (*model_file.findings, *scan_config(model_file.config, "config", trusted_modules))
+    return ModelFile(model_file.path, model_file.config, model_file.metadata, model_file.weights, findings)
+
+
+def _describe(head: bytes) -> str:
+    """Name what the file is, when it is something well known."""
+    for magic, kind in ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+                        (b"PK\x05\x06", "an empty zip archive"), (b"%PDF", "a PDF document"),
+                        (b"\x1f\x8b", "a gzip archive")):
+        if head.startswith(magic):
+            return f"it is {kind}"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "it is a WebP image"
+    return "neither a .keras zip archive nor an HDF5 file"
+
+
+def _require_model(model_file: ModelFile) -> None:
+    config = model_file.config
+    module = str(config.get("module") or "")
+    if module.startswith(("keras.layers", "keras.src.layers")) and config.get("class_name") not in MODEL_CLASSES:
+        raise ModelFileError(model_file.path, f"holds a {config.get('class_name')} layer, not a model")
+
+

@@ -1,0 +1,36 @@
+"""What every reader returns: the model config, metadata and weight shapes of one file; its errors."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from explorer.model.graph import Finding
+from explorer.model.weights import WeightTree
+
+
+class ModelFileError(Exception):
+    """A model file that cannot be read; ``reason`` is meant for the user, str() adds the path."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+@dataclass(frozen=True)
+class ModelFile:
+    path: Path
+    config: dict[str, Any]
+    metadata: dict[str, Any]
+    weights: WeightTree
+    findings: tuple[Finding, ...] = ()
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file: trust is remembered per exact content, so an edited file is not trusted."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

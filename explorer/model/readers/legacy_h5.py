@@ -1,0 +1,40 @@
+"""The legacy HDF5 file of ``model.save("x.h5")``: the config in the ``model_config`` attribute."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from explorer.model.model_file import ModelFile, ModelFileError
+from explorer.model.safety import scan_hdf5
+from explorer.model.weights import read_legacy_weights
+
+
+def read_legacy_h5(path: Path) -> ModelFile:
+    try:
+        with h5py.File(path, "r") as h5:
+            raw_config = h5.attrs.get("model_config")
+            if raw_config is None:
+                raise ModelFileError(path, "an HDF5 file without a model config (weights only?)")
+            if isinstance(raw_config, bytes):
+                raw_config = raw_config.decode("utf-8")
+            metadata = {"keras_version": _text_attr(h5.attrs.get("keras_version"))}
+            weights = read_legacy_weights(h5)
+            findings = scan_hdf5(h5, "HDF5 file", path.stat().st_size)
+    except (OSError, RuntimeError, TypeError, ValueError, KeyError, UnicodeDecodeError) as error:
+        raise ModelFileError(path, f"damaged or truncated HDF5 file ({error})") from error
+    try:
+        config = json.loads(raw_config)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise ModelFileError(path, f"the model config is not valid JSON ({error})") from error
+    if not isinstance(config, dict):
+        raise ModelFileError(path, "the model config does not describe a model")
+    return ModelFile(path, config, metadata, weights, tuple(findings))
+
+def _text_attr(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None if value is None else str(value)

@@ -1,0 +1,196 @@
+"""Feature-extractor export: save, verify in a fresh process, record provenance, and the Python snippet.
+
+An export is only reported done after the saved file has been loaded back in a new process and its outputs
+compared with the original model's; a file that fails is removed, never left looking valid.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import multiprocessing
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from explorer.live.protocol import ExportReport
+from explorer.model.files import EXPORT_METADATA_KEY
+from explorer.model.graph import LayerGraph, Target
+from explorer.runtime.errors import RuntimeFailure
+from explorer.runtime.extraction import build_flat_extractor, run_extractor
+from explorer.runtime.keras_graph import input_specs
+from explorer.runtime.loading import load_model
+
+KERAS, SAVEDMODEL = "keras", "savedmodel"
+FORMATS = (KERAS, SAVEDMODEL)
+TOLERANCE = 1e-6
+METADATA_KEY = EXPORT_METADATA_KEY
+SAVEDMODEL_METADATA = "keras_explorer_export.json"
+VERIFY_TIMEOUT_S = 300.0
+
+
+def resolve_targets(graph: LayerGraph, layers: list[str], calls: list[int] | None) -> list[Target]:
+    """``--call`` once applies to every ``--layer``; repeated, it pairs with them in order."""
+    calls = calls or [0]
+    if len(calls) not in (1, len(layers)):
+        raise RuntimeFailure(f"give --call once or once per --layer ({len(layers)} layers, {len(calls)} calls)")
+    targets = []
+    for index, layer in enumerate(layers):
+        if layer not in graph:
+            raise RuntimeFailure(f"no layer '{layer}' in {graph.name} (see 'keras-explorer summary')")
+        sites = graph.call_sites(layer)
+        call = calls[index if len(calls) > 1 else 0]
+        if not 0 <= call < len(sites):
+            raise RuntimeFailure(f"layer '{layer}' runs at {len(sites)} call site(s): --call 0..{len(sites) - 1}")
+        targets.append(Target(layer, sites[call]))
+    return targets
+
+
+def build_multi_extractor(model: Any, targets: list[Target]) -> Any:
+    """One model whose outputs are the targets' outputs: a tensor for one target, a dict named after them for
+    several. Layers with several outputs contribute their first (the one the window shows by default)."""
+    import keras
+
+    inputs, found = build_flat_extractor(model, [(t.layer, t.call_site) for t in targets])
+    # The output names the layer; the Identity holding it needs a name no layer of the model has.
+    tensors = {t.output_name: keras.layers.Identity(name=f"{t.output_name}_output")(outputs[0])
+               for t, outputs in zip(targets, found, strict=True)}
+    outputs = next(iter(tensors.values())) if len(tensors) == 1 else tensors
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=f"{model.name}_features")
+
+
+def provenance(source: str | Path, targets: list[Target]) -> dict[str, Any]:
+    return {
+        "source": str(Path(source).resolve()),
+        "layers": [{"layer": t.layer, "call_site": list(t.call_site), "output": t.output_name} for t in targets],
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "tool": "keras-explorer",
+    }
+
+
+def export_extractor(model: Any, source: str | Path, targets: list[Target], out_path: str | Path,
+                     fmt: str, inputs: dict[str, np.ndarray], trust: bool = False) -> ExportReport:
+    """``trust``: the source file was trusted, so the export (which may hold the same code) is reloaded
+    with the same consent."""
+    """Build, save, record provenance and verify; returns the report (``verified`` False means removed)."""
+    if fmt not in FORMATS:
+        raise RuntimeFailure(f"unknown export format {fmt!r}; choose {' or '.join(FORMATS)}")
+    if not targets:
+        raise RuntimeFailure("choose at least one layer to export")
+    out = Path(out_path)
+    extractor = build_multi_extractor(model, targets)
+    names = [t.output_name for t in targets]
+    expected = _in_order(extractor, run_extractor(extractor, inputs, _specs(extractor)), names)
+    info = provenance(source, targets)
+    if fmt == KERAS:
+        if out.suffix != ".keras":
+            raise RuntimeFailure(f"{out.name}: a Keras export must end in .keras")
+        extractor.save(out)
+        _add_metadata(out, info)
+    else:
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        extractor.export(str(out), format="tf_saved_model", verbose=False)
+        (out / SAVEDMODEL_METADATA).write_text(json.dumps(info, indent=2))
+        # A SavedModel runs as a graph; graph and eager execution of the same model differ by float32
+        # rounding (~2e-6 on the demo), so compare with the original model run as a graph too.
+        expected = _graph_mode_outputs(extractor, inputs, names)
+    return _verify(out, fmt, inputs, expected, names, trust)
+
+
+def read_export_metadata(path: str | Path) -> dict[str, Any] | None:
+    """Provenance recorded by an export, or None for other files (no TensorFlow needed)."""
+    file = Path(path)
+    try:
+        if file.is_dir():
+            return json.loads((file / SAVEDMODEL_METADATA).read_text())
+        with zipfile.ZipFile(file) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+        return metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def _add_metadata(path: Path, info: dict[str, Any]) -> None:
+    """Record provenance in the archive's metadata.json (Keras only reads its own keys from it)."""
+    temporary = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED) as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata[METADATA_KEY] = info
+                data = json.dumps(metadata).encode()
+            target.writestr(item, data)
+    temporary.replace(path)
+
+
+def _in_order(model: Any, outputs: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
+    """Outputs come flattened (a dict's keys sorted, as Keras flattens); return them in ``names`` order."""
+    if not isinstance(model.output, dict):
+        return outputs
+    flat_names = sorted(model.output)
+    return [outputs[flat_names.index(name)] for name in names]
+
+
+def _graph_mode_outputs(extractor: Any, inputs: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+    import tensorflow as tf
+
+    specs = _specs(extractor)
+    batch = [tf.constant(np.asarray(inputs[s.name], dtype=s.dtype)[None]) for s in specs]
+    result = tf.function(lambda *xs: extractor(list(xs) if len(xs) > 1 else xs[0], training=False))(*batch)
+    flat = [result[k] for k in sorted(result)] if isinstance(result, dict) else [result]
+    return _in_order(extractor, [np.asarray(t)[0] for t in flat], names)
+
+
+def _specs(extractor: Any) -> list:
+    return input_specs(extractor)
+
+
+def _verify(out: Path, fmt: str, inputs: dict[str, np.ndarray], expected: list[np.ndarray],
+            names: list[str], trust: bool = False) -> ExportReport:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        pending = pool.apply_async(reload_and_run, (str(out), fmt, inputs, names, trust))
+        try:
+            got = pending.get(VERIFY_TIMEOUT_S)
+        except Exception as error:  # whatever went wrong in the fresh process, the export is not verified
+            got = f"{type(error).__name__}: {error}"
+    if isinstance(got, str):
+        diff, message = float("inf"), f"the saved model could not be run again: {got}"
+    elif len(got) != len(expected) or any(g.shape != e.shape for g, e in zip(got, expected, strict=False)):
+        diff, message = float("inf"), "the saved model's outputs have different shapes"
+    else:
+        diff = max(float(np.max(np.abs(g.astype(np.float64) - e))) if e.size else 0.0
+                   for g, e in zip(got, expected, strict=True))
+        message = f"verified: max abs difference {diff:.3g}"
+    verified = diff <= TOLERANCE
+    if not verified:
+        shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+        if diff != float("inf"):
+            message = f"max abs difference {diff:.3g} exceeds {TOLERANCE:g}"
+        message += "; the file was removed"
+    return ExportReport(str(out), fmt, tuple(names), diff, verified, message)
+
+
+def reload_and_run(path: str, fmt: str, inputs: dict[str, np.ndarray], names: list[str],
+                   trust: bool = False) -> list[np.ndarray] | str:
+    """Runs in a fresh process: load what was written and compute its outputs, in ``names`` order."""
+    try:
+        if fmt == KERAS:
+            reloaded = load_model(path, trust=trust)
+            return _in_order(reloaded, run_extractor(reloaded, inputs, _specs(reloaded)), names)
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(path)  # keep the object alive: serve() needs its variables
+        served = loaded.serve
+        arrays = [np.asarray(inputs[k], dtype=np.float32)[None] for k in inputs]
+        result = served(arrays if len(arrays) > 1 else arrays[0])  # serve takes one (list) argument
+        if isinstance(result, dict):
+            return [np.asarray(result[name])[0] for name in names]
+        return [np.asarray(result)[0]]
+    except Exception as error:  # reported to the parent as text: the verification failed
+        return f"{type(error).__name__}: {error}"

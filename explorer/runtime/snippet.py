@@ -1,0 +1,70 @@
+"""'Copy as Python': plain Keras code that rebuilds a feature extractor from the original file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from explorer.model.graph import Target
+
+NESTED_NOTE = (
+    "# Layers inside nested models: keras.Model(model.input, inner_layer.output) fails (\"not connected to\n"
+    "# inputs\", keras#16123), so each nested model is cut at its own input and applied to the tensors that\n"
+    "# feed it in the enclosing model. _inbound_nodes[k] is the k-th call of a layer (shared layers)."
+)
+
+
+def python_snippet(model_path: str | Path, targets: list[Target], nested_models: set[str] = frozenset()) -> str:
+    """Runnable code for ``targets``; ``nested_models`` are the layer paths that are models themselves."""
+    lines = ["import keras", "", f"model = keras.saving.load_model({str(Path(model_path).resolve())!r}, "
+             "compile=False)"]
+    # A loaded Sequential's .input is undefined ("never been called"); .inputs is its graph's input.
+    lines.append("inputs = model.inputs[0] if isinstance(model, keras.Sequential) else model.input")
+    if any("/" in t.layer or any(t.call_site) or t.layer in nested_models for t in targets):
+        lines.append(NESTED_NOTE)
+    defined: dict[str, str] = {}  # layer path -> variable holding the layer object
+    outputs = []
+    for index, target in enumerate(targets):
+        lines += _target_lines(target, f"output_{index}", defined, nested_models)
+        outputs.append((target.output_name, f"output_{index}"))
+    if len(outputs) == 1:
+        lines.append(f"extractor = keras.Model(inputs, {outputs[0][1]})")
+    else:
+        mapping = ", ".join(f"{name!r}: {variable}" for name, variable in outputs)
+        lines.append(f"extractor = keras.Model(inputs, {{{mapping}}})")
+    lines.append("features = extractor(images, training=False)  # images: a batch shaped like model.input")
+    return "\n".join(lines) + "\n"
+
+
+def _target_lines(target: Target, output: str, defined: dict[str, str], nested_models: set[str]) -> list[str]:
+    """Walk from the model down to the layer, then apply each nested model on the way back up."""
+    parts = target.layer.split("/")
+    calls = target.call_site or (0,) * len(parts)
+    lines, variables, parent = [], [], "model"
+    for depth in range(len(parts)):
+        path = "/".join(parts[: depth + 1])
+        if path not in defined:
+            defined[path] = _identifier(parts[depth], set(defined.values()))
+            lines.append(f"{defined[path]} = {parent}.get_layer({parts[depth]!r})")
+        parent = defined[path]
+        variables.append(parent)
+    layer = variables[-1]
+    if calls[-1] == 0 and target.layer not in nested_models:
+        tensor = f"{layer}.output"
+    else:  # a nested model's .output is its own inner tensor; its call in the outer graph is a node
+        tensor = f"{layer}._inbound_nodes[{calls[-1]}].output_tensors[0]"
+    for depth in range(len(parts) - 2, -1, -1):  # re-apply each enclosing nested model, innermost first
+        nested = variables[depth]
+        # .inputs, not .input: a nested Sequential's .input is the tensor it was called on outside
+        tensor = f"keras.Model({nested}.inputs, {tensor})({nested}._inbound_nodes[{calls[depth]}].input_tensors)"
+    lines.append(f"{output} = {tensor}")
+    return lines
+
+
+def _identifier(name: str, taken: set[str]) -> str:
+    base = "".join(c if c.isalnum() else "_" for c in name)
+    base = base if base and not base[0].isdigit() and base not in ("model", "keras") else f"layer_{base}"
+    candidate, number = base, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{base}_{number}"
+    return candidate

@@ -1,0 +1,70 @@
+"""A layer output as a PNG: the channel grid coloured like the window, bars for vectors, heatmaps for sequences.
+
+pyqtgraph supplies the colour maps (the same as on screen); Pillow writes the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+import pyqtgraph as pg
+
+from explorer.inputs import feature_maps as fm
+
+MIN_TILE_SIDE = 48  # small maps are enlarged (nearest neighbour) so every tile is readable
+GAP_COLOUR = (20, 20, 20)
+
+
+def output_image(array: np.ndarray, colour_map: str = "viridis", order: str = "index",
+                 shared_scale: bool = False) -> Image.Image:
+    values = np.asarray(array, dtype=np.float32)
+    kind = fm.output_kind(values)
+    if kind == fm.VOLUME:
+        values, kind = fm.slice_to_spatial(values, (0,) * (values.ndim - 3)), fm.SPATIAL
+    if kind == fm.SPATIAL:
+        tiles = fm.mosaic(values, order, shared_scale)
+        scale = max(1, -(-MIN_TILE_SIDE // max(tiles.tile_height, tiles.tile_width)))
+        return _coloured(tiles.image, colour_map).resize(
+            (tiles.image.shape[1] * scale, tiles.image.shape[0] * scale), Image.Resampling.NEAREST)
+    if kind == fm.SEQUENCE:
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low if high > low else 1.0)
+        picture = _coloured(scaled, colour_map)
+        return picture.resize((max(values.shape[1], 256), max(values.shape[0], 64)), Image.Resampling.NEAREST)
+    return _bars(values.reshape(-1))
+
+
+def save_output_png(array: np.ndarray, path: str | Path, **options: str | bool) -> Path:
+    target = Path(path)
+    output_image(array, **options).save(target, format="PNG")
+    return target
+
+
+def _coloured(scaled: np.ndarray, colour_map: str) -> Image.Image:
+    """[0, 1] values (NaN for gaps) through a colour map, as an RGB image."""
+    table = pg.colormap.get(colour_map).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8)
+    gaps = ~np.isfinite(scaled)
+    indices = np.clip(np.nan_to_num(scaled) * 255, 0, 255).astype(np.uint8)
+    rgb = table[indices]
+    rgb[gaps] = GAP_COLOUR
+    return Image.fromarray(rgb, "RGB")
+
+
+def _bars(vector: np.ndarray, width: int = 800, height: int = 300) -> Image.Image:
+    picture = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(picture)
+    low, high = min(0.0, float(vector.min())), max(0.0, float(vector.max()))
+    span = high - low if high > low else 1.0
+    zero = height - 10 - (0 - low) / span * (height - 20)
+    step = (width - 20) / max(len(vector), 1)
+    for index, value in enumerate(vector):
+        top = height - 10 - (float(value) - low) / span * (height - 20)
+        left = 10 + index * step
+        draw.rectangle([left, min(top, zero), left + max(step * 0.8, 1), max(top, zero)], fill=(74, 127, 181))
+    draw.line([10, zero, width - 10, zero], fill=(80, 80, 80))
+    return picture

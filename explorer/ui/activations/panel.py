@@ -1,0 +1,248 @@
+"""The Activations dock: prepares the model inputs, asks the live tier for the selected layer, shows it.
+
+Results are cached per (inputs, layer, call site); only the newest request is ever displayed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+
+from explorer.inputs.images import ImageError, LoadedImage, Preprocessing, load_image
+from explorer.inputs.sources import PreparedInput, file_input_specs, prepare_input, suggested_preprocessing
+from explorer.live.cache import ActivationCache
+from explorer.live.protocol import Activation, Loaded, WorkerState
+from explorer.model.graph import InputSpec, LayerGraph
+from explorer.ui.activations.feature_view import FeatureView
+from explorer.ui.activations.input_panel import InputPanel
+from explorer.ui.live_client import LiveClient
+from explorer.ui.text import escape, tooltip
+
+PROGRESS_AFTER_MS = 300
+STATE_TEXT = {WorkerState.STARTING: "TensorFlow starting…", WorkerState.LOADING: "loading model…",
+              WorkerState.READY: "ready", WorkerState.COMPUTING: "computing…",
+              WorkerState.EXPORTING: "exporting and verifying…", WorkerState.FAILED: "failed",
+              WorkerState.STOPPED: "stopped"}
+
+
+class ActivationsPanel(QWidget):
+    shown = Signal(str)  # a layer's output is on screen (tests and benchmarks wait for it)
+    failed = Signal(str)
+
+    def __init__(self, client: LiveClient, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.client = client
+        self.cache = ActivationCache()
+        self.graph: LayerGraph | None = None
+        self.specs: list[InputSpec] = []
+        self.image: LoadedImage | None = None
+        self.prepared: dict[str, PreparedInput] = {}
+        self.inputs_version = 0
+        self.layer: str | None = None
+        self.latest_request = 0
+        self.class_names: list[str] = []
+        self.requested_at = 0.0
+        self.outputs: list[np.ndarray] = []
+        self._lost_request = False
+        self.refused = False
+        self._request_keys: dict[int, tuple] = {}
+
+        self.inputs = InputPanel()
+        self.title = QLabel("No layer selected")
+        self.title.setObjectName("activationTitle")
+        self.call_site = QComboBox()
+        self.call_site.setToolTip("Which call of a shared layer (or of the nested model holding it)")
+        self.output_index = QComboBox()
+        self.output_index.setToolTip("Which output of a layer with several")
+        self.call_site.hide()
+        self.output_index.hide()
+        self.view = FeatureView()
+        self.status = QLabel()
+        self.status.setObjectName("liveStatus")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.setMaximumWidth(120)
+        self.progress.hide()
+        header = QHBoxLayout()
+        header.addWidget(self.title, 1)
+        header.addWidget(self.call_site)
+        header.addWidget(self.output_index)
+        header.addWidget(self.progress)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.inputs)
+        layout.addLayout(header)
+        layout.addWidget(self.view, 1)
+        self._progress_timer = QTimer(self, singleShot=True, interval=PROGRESS_AFTER_MS)
+        self._progress_timer.timeout.connect(self.progress.show)
+
+        self.inputs.changed.connect(self._inputs_changed)
+        self.call_site.currentIndexChanged.connect(lambda _i: self._request())
+        self.output_index.currentIndexChanged.connect(lambda _i: self._display())
+        client.model_loaded.connect(self._model_loaded)
+        client.activation_ready.connect(self._activation_ready)
+        client.request_failed.connect(self._request_failed)
+        client.worker_lost.connect(self._worker_lost)
+        client.status_changed.connect(self._set_status)
+
+    # -- model and image
+    def set_model(self, path: Path, graph: LayerGraph, trusted: bool = False, custom_objects: str | None = None,
+                  ) -> None:
+        self.graph, self.layer = graph, None
+        self.cache.clear()
+        self.class_names = _class_names(path)
+        self.specs = file_input_specs(graph)
+        self.inputs.set_specs(self.specs, self._suggestion())
+        self.title.setText("No layer selected")
+        self.refused = bool(graph.findings) and not trusted
+        if self.refused:  # the structure is shown, but nothing from this file runs without consent
+            self.view.show_message("Activations are off for this file: the safety check found code or paths in "
+                                   "it (see the Findings panel). Trust the file to load it into Keras.")
+            return
+        self.view.show_message("Click a layer to see what it computes on the input image.")
+        self.client.load(str(path), trusted, custom_objects)
+        self._inputs_changed()
+
+    def set_image(self, path: str) -> bool:
+        try:
+            self.image = load_image(path)
+        except ImageError as error:
+            self.failed.emit(str(error))
+            return False
+        self.inputs.set_image_name(path)
+        self._inputs_changed()
+        return True
+
+    def _suggestion(self) -> Preprocessing:
+        return suggested_preprocessing(self.graph) if self.graph is not None else Preprocessing("unit")
+
+    def _model_loaded(self, loaded: Loaded) -> None:
+        if list(loaded.inputs) != self.specs:  # the live model is authoritative (e.g. subclassed models)
+            self.specs = list(loaded.inputs)
+            self.inputs.set_specs(self.specs, self._suggestion())
+            self._inputs_changed()
+        elif self._lost_request:  # the worker was restarted: ask again for what is on screen
+            self._request()
+        self._lost_request = False
+
+    def _worker_lost(self, reason: str) -> None:
+        self._lost_request = self.latest_request > 0
+        self._stop_progress()
+        self._set_status(WorkerState.FAILED, f"worker restarted: {reason}")
+        self.view.show_message(f"The live tier stopped ({reason}). It is restarting; the layer is recomputed "
+                               "once the model is loaded again.")
+
+    def _inputs_changed(self) -> None:
+        self.inputs_version += 1
+        self.prepared = {}
+        try:
+            for spec in self.specs:
+                source = self.inputs.sources.get(spec.name)
+                self.prepared[spec.name] = prepare_input(spec, source, self.image, self.inputs.preprocessing(),
+                                                         self.inputs.fit_mode())
+        except (ImageError, ValueError) as error:
+            self.prepared = {}
+            self.view.show_message(str(error))
+            return
+        previews = [p.preview for p in self.prepared.values() if p.preview is not None]
+        self.inputs.show_preview(previews[0] if previews else None)
+        self._request()
+
+    # -- layers
+    def show_layer(self, path: str) -> None:
+        if self.graph is None or path not in self.graph:
+            return
+        self.layer = path
+        sites = self.graph.call_sites(path)
+        self.call_site.blockSignals(True)
+        self.call_site.clear()
+        for index, site in enumerate(sites):
+            self.call_site.addItem(f"call {index + 1} of {len(sites)}", site)
+        self.call_site.setVisible(len(sites) > 1)
+        self.call_site.blockSignals(False)
+        self._request()
+
+    def _key(self) -> tuple | None:
+        if self.layer is None or self.call_site.currentData() is None or not self.prepared:
+            return None
+        return (self.inputs_version, self.layer, tuple(self.call_site.currentData()))
+
+    def _request(self) -> None:
+        key = self._key()
+        if key is None or self.refused:
+            return
+        self.title.setText(f"<b>{escape(self.layer)}</b>")
+        self.requested_at = time.perf_counter()
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.latest_request = -1
+            self._show(cached)
+            return
+        arrays = {name: prepared.array for name, prepared in self.prepared.items()}
+        self.latest_request = self.client.compute(key[1], key[2], arrays)
+        self._request_keys[self.latest_request] = key  # results are cached under the inputs they were made for
+        self._progress_timer.start()
+
+    def _activation_ready(self, activation: Activation) -> None:
+        key = self._request_keys.pop(activation.request, None)
+        for older in [r for r in self._request_keys if r < activation.request]:
+            del self._request_keys[older]  # superseded in the worker: never answered
+        if key is None:
+            return
+        self.cache.put(key, activation.outputs)
+        if activation.request == self.latest_request:
+            self._stop_progress()
+            self._show(activation.outputs)
+
+    def _request_failed(self, request: int, message: str) -> None:
+        if request == self.latest_request:
+            self._stop_progress()
+            self.view.show_message(f"Cannot compute this layer: {message}")
+            self.failed.emit(message)
+
+    def _show(self, outputs: list[np.ndarray]) -> None:
+        self.outputs = outputs
+        self.output_index.blockSignals(True)
+        self.output_index.clear()
+        for index, output in enumerate(outputs):
+            self.output_index.addItem(f"output {index} {tuple(output.shape)}")
+        self.output_index.setVisible(len(outputs) > 1)
+        self.output_index.blockSignals(False)
+        self._display()
+
+    def _display(self) -> None:
+        if not self.outputs or self.layer is None:
+            return
+        output = self.outputs[max(0, self.output_index.currentIndex())]
+        pictures = [p.picture for p in self.prepared.values() if p.picture is not None]
+        names = self.class_names if self.graph and self.layer in {p.layer for p in self.graph.outputs} else []
+        self.view.show_output(self.layer, output, pictures[0] if pictures else None, names)
+        self.shown.emit(self.layer)
+
+    def _stop_progress(self) -> None:
+        self._progress_timer.stop()
+        self.progress.hide()
+
+    def _set_status(self, state: str, detail: str = "") -> None:
+        text = STATE_TEXT.get(state, state)
+        if state == WorkerState.COMPUTING and detail:
+            text = f"computing {detail}…"
+        elif state == WorkerState.FAILED and detail:
+            text = f"failed: {detail}"
+        self.status.setText(f"Live: {text}")
+        self.status.setToolTip(tooltip(detail))
+
+
+def _class_names(model_path: Path) -> list[str]:
+    """Class names from a ``<model>_classes.json`` file beside the model, when there is one."""
+    names_file = model_path.with_name(f"{model_path.stem}_classes.json")
+    try:
+        names = json.loads(names_file.read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []

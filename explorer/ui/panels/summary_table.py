@@ -1,0 +1,161 @@
+"""The sortable summary table (like ``model.summary()``), its selection synchronised with the graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
+
+from explorer.model.graph import LayerGraph
+from explorer.model.summary import output_shape_text
+from explorer.ui.text import escape, tooltip
+
+COLUMNS = ("Layer", "Class", "Output shape", "Params", "Connected to")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+PATH_ROLE = Qt.ItemDataRole.UserRole + 2
+Index = QModelIndex | QPersistentModelIndex
+
+
+class SummaryModel(QAbstractTableModel):
+    def __init__(self, graph: LayerGraph | None = None) -> None:
+        super().__init__()
+        self.rows: list[tuple[str, list[str], int]] = []
+        if graph:
+            self.set_graph(graph)
+
+    def set_graph(self, graph: LayerGraph | None) -> None:
+        self.beginResetModel()
+        self.rows = []
+        for node in graph.nodes if graph else ():
+            params = graph.params(node.path)[0]
+            calls = f"  (\u00d7{node.calls})" if node.calls > 1 else ""
+            cells = [
+                "    " * node.depth + node.name + calls,
+                node.class_name,
+                output_shape_text(graph, node.path),
+                f"{params:,}",
+                ", ".join(graph.node(p).name for p in graph.inbound(node.path)),
+            ]
+            self.rows.append((node.path, cells, params))
+        self.endResetModel()
+
+    def rowCount(self, parent: Index | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(COLUMNS)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        path, cells, params = self.rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return cells[index.column()]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip(cells[index.column()])
+        if role == SORT_ROLE:
+            return params if index.column() == 3 else index.row() if index.column() == 0 else cells[index.column()]
+        if role == PATH_ROLE:
+            return path
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 3:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def row_of(self, path: str) -> int:
+        return next((i for i, row in enumerate(self.rows) if row[0] == path), -1)
+
+
+class SummaryPanel(QWidget):
+    layer_selected = Signal(str)
+    selection_changed = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.totals = QLabel("No model")
+        self.totals.setObjectName("summaryTotals")
+        self.model = SummaryModel()
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.selectionModel().currentRowChanged.connect(self._on_row)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.totals)
+        layout.addWidget(self.table)
+        self._muted = False
+
+    def set_graph(self, graph: LayerGraph | None) -> None:
+        self.model.set_graph(graph)
+        if graph is None:
+            self.totals.setText("No model")
+            return
+        total, trainable, non_trainable = graph.totals
+        self.totals.setText(
+            f"<b>{escape(graph.name)}</b> ({graph.kind}, {len(graph.nodes)} layers) — total params <b>{total:,}</b> · "
+            f"trainable {trainable:,} · non-trainable {non_trainable:,}")
+        for column, width in enumerate((220, 150, 150, 90)):
+            self.table.setColumnWidth(column, width)
+
+    def select(self, path: str) -> None:
+        row = self.model.row_of(path)
+        if row < 0:
+            return
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        self._muted = True
+        flags = QItemSelectionModel.SelectionFlag
+        self.table.selectionModel().setCurrentIndex(index, flags.ClearAndSelect | flags.Rows)
+        self.table.scrollTo(index)
+        self._muted = False
+
+    def selected_paths(self) -> list[str]:
+        rows = sorted({self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()})
+        return [self.model.rows[row][0] for row in rows]
+
+    def select_many(self, paths: list[str]) -> None:
+        wanted = set(paths)
+        selection = QItemSelection()
+        for row, (path, _cells, _params) in enumerate(self.model.rows):
+            if path in wanted:
+                index = self.proxy.mapFromSource(self.model.index(row, 0))
+                selection.select(index, index)
+        self._muted = True
+        flags = QItemSelectionModel.SelectionFlag
+        self.table.selectionModel().select(selection, flags.ClearAndSelect | flags.Rows)
+        self._muted = False
+
+    def _on_selection(self) -> None:
+        if not self._muted:
+            self.selection_changed.emit(self.selected_paths())
+
+    def selected_path(self) -> str | None:
+        index = self.table.selectionModel().currentIndex()
+        return index.data(PATH_ROLE) if index.isValid() else None
+
+    def _on_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid() and not self._muted:
+            self.layer_selected.emit(current.data(PATH_ROLE))
