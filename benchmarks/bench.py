@@ -12,7 +12,7 @@ Prints progress lines, then as its last line one JSON object of medians:
   (null, with ``plot_model_error``, when it cannot run, e.g. pydot is not installed);
 - ``memory_rss_mb_after_efficientnetb7``: this (GUI) process's peak RSS once EfficientNetB7 has been drawn;
 - ``first_activation_s``: in a real window with the live tier (worker started, ResNet50 loaded in it, image
-  chelsea.jpg set), ``MainWindow.select_layer(layer)`` until ``ActivationsPanel.shown`` for that layer plus a
+  chelsea.jpg set), ``MainWindow.session.select(layer)`` until ``ActivationsPanel.shown`` for that layer plus a
   forced repaint (``grab()``) of the activations view; a different, never computed mid layer each time (the
   extractor is built in the worker), median. One layer of the same stage is computed first, untimed in the
   median (``first_activation_cold_s``), so TensorFlow's one-time start-up is not charged to the first layer;
@@ -277,7 +277,7 @@ def measure_open_to_graph(paths: dict[str, Path], settings_file: Path) -> tuple[
             loop.quit()
 
         window.graph_drawn.connect(drawn)
-        window.model_failed.connect(failed)
+        window.session.failed.connect(failed)
         QTimer.singleShot(int(OPEN_TIMEOUT_S * 1000), loop.quit)
         start = time.perf_counter()
         window.open_model(path)
@@ -288,7 +288,7 @@ def measure_open_to_graph(paths: dict[str, Path], settings_file: Path) -> tuple[
         viewport.repaint()  # synchronous: the graph is fully drawn when this returns
         end = time.perf_counter()
         window.graph_drawn.disconnect(drawn)
-        window.model_failed.disconnect(failed)
+        window.session.failed.disconnect(failed)
         if failure or not done:
             raise RuntimeError(f"opening {path} failed: {failure[0] if failure else 'timed out'}")
         if painted.count == before:
@@ -363,7 +363,7 @@ class LiveProbe:
 
     def parts(self, total: float, signalled: float) -> dict[str, float]:
         """The last click split up: worker (build + run), IPC (pickling, pipes and unpickling both ways, the
-        worker's status messages), GUI (``select_layer`` before the request left, then the queued signal reaching
+        worker's status messages), GUI (``session.select`` before the request left, then the queued signal reaching
         the GUI thread and ``show_output``), paint (``grab``)."""
         request = self.last_request()
         sent, received, worker = self.sent[request], self.received[request], self.worker_s[request]
@@ -402,7 +402,7 @@ def live_window(app, model: Path, settings_file: Path):
     window.show()
     drawn, failed, loaded = [], [], []
     window.graph_drawn.connect(lambda: drawn.append(True))
-    window.model_failed.connect(failed.append)
+    window.session.failed.connect(failed.append)
     window.live.model_loaded.connect(loaded.append)
 
     def problem() -> str | None:
@@ -420,14 +420,14 @@ def live_window(app, model: Path, settings_file: Path):
     log(f"  {model.stem}: worker started and model loaded {time.perf_counter() - start:.1f} s after open_model "
         f"(worker pid {window.live.tier.pid})")
     window.open_image(IMAGE)
-    if window.activations.image is None or not window.activations.prepared:
+    if window.session.image is None or not window.session.inputs:
         raise RuntimeError(f"the image {IMAGE} was not set as the input")
     wait(app, 0.3)  # let the window settle (input preview, status) before timing anything
     return window, probe
 
 
 def click_layer(app, window, path: str, timeout: float = LIVE_TIMEOUT_S) -> tuple[float, float]:
-    """``select_layer(path)`` until the activations panel shows it, then ``grab()`` of its view.
+    """``session.select(path)`` until the activations panel shows it, then ``grab()`` of its view.
 
     Returns (until painted, until the ``shown`` signal)."""
     from PySide6.QtCore import QEventLoop, QTimer
@@ -453,7 +453,7 @@ def click_layer(app, window, path: str, timeout: float = LIVE_TIMEOUT_S) -> tupl
     panel.failed.connect(on_failed)
     window.live.worker_lost.connect(on_failed)
     start = time.perf_counter()
-    window.select_layer(path)
+    window.session.select(path)
     if not shown and not failures:
         timer.start(int(timeout * 1000))
         loop.exec()
@@ -478,7 +478,7 @@ def close_window(app, window) -> None:
 def measure_first_activations(app, model: Path, scratch: Path) -> dict:
     import numpy as np
 
-    log(f"first activations: {model.stem} in a window with the live tier, select_layer -> shown -> grab, "
+    log(f"first activations: {model.stem} in a window with the live tier, session.select -> shown -> grab, "
         f"one new layer each time ({', '.join(RESNET_LAYERS)}), after {RESNET_WARMUP_LAYER}")
     window, probe = live_window(app, model, scratch / "live-settings.ini")
     try:
@@ -487,7 +487,7 @@ def measure_first_activations(app, model: Path, scratch: Path) -> dict:
         log(f"  {RESNET_WARMUP_LAYER} (first layer since the model loaded; not in the median): {cold:.3f} s, "
             f"worker {cold_worker:.3f} s")
         log(f"    {'layer':18} {PARTS_HEADER}   (worker: build extractor + run; IPC: pickling, pipes both ways; "
-            "GUI: select_layer, queued signal, show_output; paint: grab)")
+            "GUI: session.select, queued signal, show_output; paint: grab)")
         rows = []
         for layer in RESNET_LAYERS:
             rows.append(probe.parts(*click_layer(app, window, layer)))
@@ -502,7 +502,7 @@ def measure_first_activations(app, model: Path, scratch: Path) -> dict:
             raise RuntimeError("switching back to computed layers sent requests to the worker: not cached")
         cached = report("cached_switch_s", switches, TARGETS["cached_switch_s"])
         fed = scratch / f"{model.stem}_input.npy"
-        arrays = [prepared.array for prepared in window.activations.prepared.values()]
+        arrays = [prepared.array for prepared in window.session.inputs.values()]
         np.save(fed, arrays[0])
     finally:
         close_window(app, window)
@@ -549,9 +549,14 @@ def measure_grid_draw(app) -> float:
     return report("grid_2048_channels_draw_s", times, TARGETS["grid_2048_channels_draw_s"])
 
 
-def measure_effb7_memory(app, model: Path, scratch: Path) -> float:
-    from explorer.live.client import peak_rss_bytes
+def peak_rss_bytes(pid: int | None) -> int:
+    """High-water mark of a process's resident memory (Linux)."""
+    from explorer.live.client import proc_status_bytes
 
+    return proc_status_bytes(pid, "VmHWM:")
+
+
+def measure_effb7_memory(app, model: Path, scratch: Path) -> float:
     log(f"worker memory: {len(EFFB7_LAYERS)} layers of {model.stem} one after another in a fresh window")
     window, probe = live_window(app, model, scratch / "effb7-settings.ini")
     try:

@@ -190,16 +190,11 @@ class LiveTier:
 
 
 def _rss_bytes(pid: int | None) -> int:
-    return _proc_status_bytes(pid, "VmRSS:")
+    return proc_status_bytes(pid, "VmRSS:")
 
 
-def peak_rss_bytes(pid: int | None) -> int:
-    """High-water mark of a process's resident memory."""
-    return _proc_status_bytes(pid, "VmHWM:")
-
-
-def _proc_status_bytes(pid: int | None, key: str) -> int:
-    """A memory figure of a process from /proc (Linux); 0 where that is not available."""
+def proc_status_bytes(pid: int | None, key: str) -> int:
+    """A memory figure of a process from /proc/PID/status (Linux), e.g. ``VmRSS:``; 0 where it is not available."""
     if pid is None:
         return 0
     try:

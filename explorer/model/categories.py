@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-CATEGORIES = (
-    "input", "convolution", "pooling", "normalization", "activation", "merge", "dense",
-    "reshape", "attention", "recurrent", "regularization", "preprocessing", "nested", "output", "other",
-)
-
 _EXACT = {
     "InputLayer": "input",
     "Dense": "dense", "EinsumDense": "dense", "Embedding": "dense",

@@ -7,7 +7,7 @@ calls, a nested model is one node (a group) whose children are its own layers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -154,13 +154,6 @@ class LayerGraph:
 
     def children_of(self, parent: str | None) -> list[LayerNode]:
         return [n for n in self.nodes if n.parent == parent]
-
-    def leaves(self, group: LayerNode) -> Iterable[LayerNode]:
-        for child in group.children:
-            node = self.node(child)
-            yield node
-            if node.is_group:
-                yield from self.leaves(node)
 
     def params(self, path: str) -> tuple[int, int]:
         """(total, trainable) parameter count of a layer, including everything nested inside it."""

@@ -31,7 +31,6 @@ class WeightTree:
     """Weights per layer, keyed by the tuple of layer names from the top model down to the layer."""
 
     by_layer: dict[tuple[str, ...], tuple[RawWeight, ...]] = field(default_factory=dict)
-    legacy: bool = False
     datasets: tuple[StoredDataset, ...] = ()
     # Every group holding variables, by attribute path (``blocks/dense``): for subclassed models, whose
     # sublayers are stored under the attribute names of the Python object, not under "layers".
@@ -40,9 +39,6 @@ class WeightTree:
     @classmethod
     def empty(cls) -> WeightTree:
         return cls({})
-
-    def get(self, layer_names: tuple[str, ...]) -> tuple[RawWeight, ...]:
-        return self.by_layer.get(layer_names, ())
 
 
 def read_weight_tree(h5: h5py.File) -> WeightTree:
@@ -129,4 +125,4 @@ def read_legacy_weights(h5: h5py.File) -> WeightTree:
             inner = parts[parts.index(layer_name) + 1:-1] if layer_name in parts[:-1] else parts[:-1]
             weight = RawWeight(parts[-1].split(":")[0], tuple(int(d) for d in dataset.shape), str(dataset.dtype))
             result.setdefault((layer_name, *inner), []).append(weight)
-    return WeightTree({key: tuple(value) for key, value in result.items()}, legacy=True)
+    return WeightTree({key: tuple(value) for key, value in result.items()})

@@ -6,6 +6,7 @@ timeouts. Activations are compared with values computed directly with Keras in t
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -26,6 +27,7 @@ import pytest
 from explorer.live.client import LiveTier, WorkerLost
 from explorer.live.protocol import Activation, Failed, Loaded, Status, WorkerState
 from explorer.runtime.worker import worker_main
+from tests.support.models import build_functional_dense, build_slow_convnet, randomise_statistics
 
 START_TIMEOUT = 60.0  # a worker start imports TensorFlow (a few seconds, more on a busy machine)
 EVENT_TIMEOUT = 30.0
@@ -123,30 +125,13 @@ def _close(actual: list[np.ndarray], expected: list[np.ndarray]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Saved]:
-    import keras
-    from keras import layers
-
-    keras.utils.set_random_seed(3)
+def models(keras_module, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Saved]:
+    keras_module.utils.set_random_seed(3)
     folder = tmp_path_factory.mktemp("live_tier")
     rng = np.random.default_rng(3)
-
-    x = keras.Input((8,), name="x")
-    hidden = layers.Dense(16, activation="tanh", name="hidden")(x)
-    norm = layers.BatchNormalization(name="norm")(hidden)
-    out = layers.Dense(4, name="out")(norm)
-    small = keras.Model(x, out, name="small")
-    norm_layer = small.get_layer("norm")
-    norm_layer.moving_mean.assign(rng.normal(0, 0.5, 16).astype("float32"))
-    norm_layer.moving_variance.assign(rng.uniform(0.5, 2.0, 16).astype("float32"))
-
-    # Slow on purpose: about 170 GFLOP (a second or more of convolutions), so the worker can be killed while it works.
-    image = keras.Input((384, 384, 3), name="image")
-    y = layers.Conv2D(96, 3, padding="same", activation="relu", name="conv1")(image)
-    for index in range(2, 9):
-        y = layers.Conv2D(96, 3, padding="same", activation="relu", name=f"conv{index}")(y)
-    slow = keras.Model(image, layers.GlobalAveragePooling2D(name="pool")(y), name="slow")
-
+    small = build_functional_dense()
+    randomise_statistics(small, rng)
+    slow = build_slow_convnet()  # slow enough that the worker can be killed while it computes
     saved = {
         "small": Saved(folder / "small.keras", small, {"x": rng.normal(size=(8,)).astype("float32")}),
         "slow": Saved(folder / "slow.keras", slow,
@@ -225,15 +210,20 @@ def test_newest_compute_supersedes_waiting_ones(running, models) -> None:
     assert not [e for e in answered if isinstance(e, Failed)]
 
 
-def test_bad_layer_fails_and_worker_keeps_working(running, models) -> None:
+def test_bad_layer_fails_and_worker_keeps_working(running, models, caplog) -> None:
     tier, events = running
     saved = models["small"]
     _load(tier, events, saved)
     pid = tier.pid
-    bad = tier.compute("no_such_layer", (0,), saved.inputs)
-    failed = events.wait_for(lambda e: _is(Failed, bad)(e) or _is(Activation, bad)(e), EVENT_TIMEOUT, "Failed")
+    with caplog.at_level(logging.ERROR, logger="explorer.live.client"):
+        bad = tier.compute("no_such_layer", (0,), saved.inputs)
+        failed = events.wait_for(lambda e: _is(Failed, bad)(e) or _is(Activation, bad)(e), EVENT_TIMEOUT, "Failed")
     assert isinstance(failed, Failed), failed
-    assert "no_such_layer" in failed.message
+    assert "no_such_layer" in failed.message and "\n" not in failed.message  # one line for the user
+    # ... and the worker's traceback for the log file (a bug report can carry it).
+    assert "Traceback (most recent call last)" in failed.detail and "UnknownLayer" in failed.detail
+    logged = [r.getMessage() for r in caplog.records if f"request {bad}:" in r.getMessage()]
+    assert logged and failed.detail in logged[0]
     out_of_range = tier.compute("out", (5,), saved.inputs)
     failed = events.wait_for(lambda e: _is(Failed, out_of_range)(e) or _is(Activation, out_of_range)(e),
                              EVENT_TIMEOUT, "Failed")

@@ -5,6 +5,10 @@ For each corpus file: the payload marker never appears (load_graph, the window, 
 and a finding for hostile files, exit 2 and a one-line reason for unreadable ones); nothing hangs, prints a
 traceback or allocates what the file merely declares. The CLI runs are real subprocesses, run two at a time
 once per session; the tests then look at their results.
+
+The folder stands apart from tests/model, tests/ui and tests/cli on purpose: one corpus goes through every path
+that opens a file (the model stage, the window, the headless commands, the Keras-loading ones), so it belongs
+to none of them.
 """
 
 from __future__ import annotations
@@ -367,7 +371,7 @@ def test_window_opens_every_file_and_stays_usable(qtbot, corpus: Corpus, tmp_pat
     qtbot.waitExposed(window)
     events: list[tuple[str, str]] = []
     window.graph_drawn.connect(lambda: events.append(("drawn", "")))
-    window.model_failed.connect(lambda message: events.append(("failed", message)))
+    window.session.failed.connect(lambda message: events.append(("failed", message)))
 
     def open_file(path: Path) -> tuple[str, str]:
         events.clear()
@@ -383,9 +387,9 @@ def test_window_opens_every_file_and_stays_usable(qtbot, corpus: Corpus, tmp_pat
     for entry in BAD_ENTRIES:
         outcome, message = open_file(corpus.path(entry))
         if entry.kind == HOSTILE:
-            if outcome != "drawn" or window.model_path != corpus.path(entry).resolve():
+            if outcome != "drawn" or window.session.path != corpus.path(entry).resolve():
                 problems.append(f"{entry.name}: not shown ({outcome} {message!r})")
-            elif not window.graph.findings:
+            elif not window.session.graph.findings:
                 problems.append(f"{entry.name}: shown without findings")
         else:
             if outcome != "failed":
@@ -395,7 +399,7 @@ def test_window_opens_every_file_and_stays_usable(qtbot, corpus: Corpus, tmp_pat
                       and "Traceback" not in message and all(f in message for f in entry.expect)):
                 problems.append(f"{entry.name}: banner {message!r}")
         outcome, message = open_file(good)
-        if outcome != "drawn" or window.model_path != good.resolve() or window.graph.findings \
+        if outcome != "drawn" or window.session.path != good.resolve() or window.session.graph.findings \
                 or window.banner.isVisible():
             problems.append(f"good.keras after {entry.name}: {outcome} {message!r}")
     assert not problems, "\n".join(problems)

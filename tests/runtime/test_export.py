@@ -2,8 +2,8 @@
 
 Every model is built here, its BatchNormalization statistics randomised (inference mode matters), saved to a
 ``.keras`` file and loaded back with ``load_model`` (what the CLI and the live tier export from). The
-reference side runs the *original* in-memory model with the eager interpreter of ``tests.live.test_runtime``
-(itself checked against Keras there), which records every layer's outputs under ``(path, call_site)``.
+reference side runs the *original* in-memory model with the eager interpreter of ``tests.support.interpreter``
+(itself checked against Keras in test_runtime.py), which records every layer's outputs under ``(path, call_site)``.
 
 Each export spawns a verification process that imports TensorFlow (seconds), so every model is exported once
 per module, with all its interesting targets at once, and the tests share the result.
@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from explorer.cli.common import resolve_targets
 from explorer.inputs.images import Preprocessing, image_files, load_image
 from explorer.inputs.sources import IMAGE, InputSource, prepare_input
 from explorer.live.protocol import ExportReport
@@ -41,41 +42,33 @@ from explorer.runtime.export import (
     build_multi_extractor,
     export_extractor,
     read_export_metadata,
-    resolve_targets,
 )
 from explorer.runtime.extraction import build_extractor, run_extractor
 from explorer.runtime.features import extract_features
 from explorer.runtime.keras_graph import input_specs
 from explorer.runtime.loading import load_model
 from explorer.runtime.snippet import python_snippet
-from tests.live.test_runtime import (
-    _randomise_statistics,
-    _run_model,
+from tests.support.interpreter import Site, run_model
+from tests.support.models import (
     build_functional_cnn,
+    build_mobilenet_v2_small,
     build_multi_output_layers,
     build_nested,
     build_nested_shared,
-    build_sequential_input,
-    build_shared,
+    build_sequential_dense,
+    build_shared_layers,
+    randomise_statistics,
 )
 
 ATOL = 1e-5
 BATCH = 3  # examples in the batch the tests run the reloaded files on (the export verifies on one)
 IMAGES = resources_dir() / "images"
-Site = tuple[int, ...]
-
-
-def build_mobilenet_v2_small():
-    import keras
-
-    return keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None)
-
 
 BUILDERS = {
-    "sequential": build_sequential_input,
+    "sequential": build_sequential_dense,
     "functional": build_functional_cnn,
     "nested": build_nested,
-    "shared": build_shared,
+    "shared": build_shared_layers,
     "multi_output": build_multi_output_layers,
     "mobilenet": build_mobilenet_v2_small,
 }
@@ -147,13 +140,13 @@ class Store:
         if name not in self.cases:
             rng = np.random.default_rng(sum(map(ord, name)))
             model = BUILDERS[name]()
-            _randomise_statistics(model, rng)
+            randomise_statistics(model, rng)
             path = self.folder / f"{name}.keras"
             model.save(path)
             names = [t._keras_history.operation.name for t in model.inputs]
             batch = [rng.normal(0.0, 1.0, (BATCH, *t.shape[1:])).astype("float32") for t in model.inputs]
             record: dict[tuple[str, Site], list[np.ndarray]] = {}
-            _run_model(model, list(batch), "", (), record)
+            run_model(model, list(batch), "", (), record)
             inputs = {n: b[0] for n, b in zip(names, batch, strict=True)}
             self.cases[name] = Case(name, path, model, load_model(path), inputs, batch, record)
         return self.cases[name]
@@ -233,13 +226,6 @@ def test_output_names_follow_the_layers_and_call_sites(store: Store) -> None:
 def test_bad_targets_and_arguments_are_refused_before_anything_is_written(store: Store, tmp_path: Path) -> None:
     case = store.case("shared")
     graph = case.graph
-    with pytest.raises(RuntimeFailure, match="no layer 'nope'"):
-        resolve_targets(graph, ["nope"], None)
-    with pytest.raises(RuntimeFailure, match=r"3 call site\(s\): --call 0\.\.2"):
-        resolve_targets(graph, ["shared_dense"], [3])
-    with pytest.raises(RuntimeFailure, match="once per --layer"):
-        resolve_targets(graph, ["shared_dense", "twice", "merge"], [0, 1])
-    assert [t.call_site for t in resolve_targets(graph, ["shared_dense", "twice"], [1])] == [(1,), (1,)]
     model = load_model(case.path)  # a private copy: building extractors adds nodes to its layers
     targets = resolve_targets(graph, ["merge"], None)
     for out, fmt, message in [(tmp_path / "x.h5", KERAS, r"must end in \.keras"),
@@ -255,7 +241,7 @@ def test_multi_extractor_covers_every_call_site_of_a_nested_shared_model(store: 
     """What an export saves, without saving it: every (path, call site) of a model whose nested model is called
     twice, holds another nested model called twice, which applies a shared layer twice (eight calls of 'proj')."""
     model = build_nested_shared()
-    _randomise_statistics(model, np.random.default_rng(5))
+    randomise_statistics(model, np.random.default_rng(5))
     path = tmp_path / "nested_shared.keras"
     model.save(path)
     graph = load_graph(path)
@@ -264,7 +250,7 @@ def test_multi_extractor_covers_every_call_site_of_a_nested_shared_model(store: 
     rng = np.random.default_rng(6)
     feed = [rng.normal(0.0, 1.0, (2, *t.shape[1:])).astype("float32") for t in model.inputs]
     record: dict[tuple[str, Site], list[np.ndarray]] = {}
-    _run_model(model, list(feed), "", (), record)
+    run_model(model, list(feed), "", (), record)
     extractor = build_multi_extractor(load_model(path), targets)
     result = extractor(feed, training=False)
     assert isinstance(result, dict) and len(result) == len(targets)
@@ -386,12 +372,16 @@ def test_export_that_cannot_be_reloaded_is_removed(store: Store, tmp_path: Path)
     assert not out.exists()
 
 
-def test_export_of_a_trusted_file_is_verified(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_of_a_trusted_file_is_verified(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """``export --trust``: the user consented to the Lambda's code; the verification must load the export (which
     holds the same Lambda) with that consent too, not refuse it and remove a correct file."""
     import keras
 
     from explorer.cli import main
+    from explorer.logs import LOG_DIR_VARIABLE
+
+    monkeypatch.setenv(LOG_DIR_VARIABLE, str(tmp_path / "log"))  # main() logs: not into the user's state folder
 
     inputs = keras.Input((4,), name="x")
     doubled = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)

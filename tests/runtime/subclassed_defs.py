@@ -1,4 +1,4 @@
-"""Three subclassed Keras models for tests/live/test_subclassed.py.
+"""Three subclassed Keras models for tests/runtime/test_subclassed.py.
 
 This file is both imported by the tests (to build and save the models) and handed to the explorer as the
 ``--custom-objects`` file (run with runpy in the worker or CLI process), so it must stay self-contained:

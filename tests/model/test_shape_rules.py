@@ -1,8 +1,8 @@
 """Shape inference (``explorer.model.shapes``) on real one-layer Sequential models.
 
-In a Sequential model the last layer"s output shape is recorded nowhere in the file, so the core has to
-derive it from the layer config. For classes with a rule the result must equal Keras"s; for the others the
-core must say "unknown" (None) rather than guess.
+In a Sequential model the last layer"s output shape is recorded nowhere in the file, so the explorer has to
+derive it from the layer config. For classes with a rule the result must equal Keras"s; for the others
+the explorer must say "unknown" (None) rather than guess.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from explorer.model.files import load_graph
 from explorer.model.shapes import _IDENTITY, _RULES
-from tests.core.conftest import core_weights, keras_weights, reference_of
+from tests.support.reference import keras_weights, node_weights, reference_of
 
 # name -> (input shape without batch, layer factory)
 CASES = {
@@ -111,9 +111,9 @@ def test_last_layer_output_shape(tmp_path, keras_module, case):
     got = node.output_shapes[0][0]
     has_rule = last.class_name in _RULES or last.class_name in _IDENTITY
     if has_rule:
-        assert got == expected, f"{last.class_name}: core {got}, keras {expected}"
+        assert got == expected, f"{last.class_name}: explorer {got}, keras {expected}"
     else:
-        assert got in (None, expected), f"{last.class_name} has no rule but the core guessed {got}, keras {expected}"
+        assert got in (None, expected), f"{last.class_name} has no rule, yet the explorer says {got}, keras {expected}"
     # The model"s output port carries the same shape.
     assert graph.outputs[0].shape == got
     assert node.input_shapes[0] == (reference.inputs[0].shape,)
@@ -127,5 +127,5 @@ def test_weights_named_like_keras(tmp_path, keras_module, case):
     model.save(path)
     layer = model.layers[-1]
     node = load_graph(path).node(layer.name)
-    assert core_weights(node) == keras_weights(layer)
+    assert node_weights(node) == keras_weights(layer)
     assert sum(w.size for w in node.weights) == layer.count_params()

@@ -5,12 +5,13 @@ mode matters), it is saved to a ``.keras`` file and loaded back with ``load_mode
 side cuts an extractor out of the *loaded* model; the reference side runs the *original* in-memory model:
 
 * top-level layers of Functional models: ``keras.Model(model.input, layer._inbound_nodes[k].output_tensors)``;
-* everything (nested models, shared layers, every call site): an eager interpreter written here that walks
-  each Functional graph node by node, calls the leaf layers on real arrays and records every layer's outputs
-  under ``(path, call_site)`` - a nested model is entered with the values its call receives;
+* everything (nested models, shared layers, every call site): the eager interpreter of
+  ``tests/support/interpreter.py``, which walks each Functional graph node by node, calls the leaf layers on
+  real arrays and records every layer's outputs under ``(path, call_site)`` - a nested model is entered with
+  the values its call receives;
 * Sequential models: the layers applied one after the other.
 
-The interpreter is itself checked against Keras (its final outputs against ``model(x)``, its top-level
+The interpreter is checked against Keras here (its final outputs against ``model(x)``, its top-level
 values against Keras sub-models), so a disagreement with the explorer points at the explorer.
 """
 
@@ -36,201 +37,35 @@ from explorer.runtime.errors import RuntimeFailure
 from explorer.runtime.extraction import build_extractor, run_extractor
 from explorer.runtime.keras_graph import input_specs
 from explorer.runtime.loading import load_model
+from tests.support.interpreter import Key, Site, own_calls, run_model
+from tests.support.models import (
+    application,
+    build_functional_cnn,
+    build_functional_list_outputs,
+    build_functional_multi_io,
+    build_multi_output_layers,
+    build_nested,
+    build_nested_shared,
+    build_sequential_built,
+    build_sequential_dense,
+    build_shared_layers,
+    randomise_statistics,
+)
 
 ATOL = 1e-5
-Site = tuple[int, ...]
-Key = tuple[str, Site]
-
-
-# --------------------------------------------------------------------------- models
-
-
-def build_sequential_input():
-    import keras
-    from keras import layers
-
-    return keras.Sequential(
-        [
-            keras.Input((8,), name="features"),
-            layers.Dense(12, activation="tanh", name="hidden"),
-            layers.BatchNormalization(name="norm"),
-            layers.Dropout(0.5, name="drop"),
-            layers.Dense(4, activation="softmax", name="probs"),
-        ],
-        name="seq_input",
-    )
-
-
-def build_sequential_built():
-    """No Input layer: built with ``model.build``, so ``model.output`` is undefined (never called)."""
-    import keras
-    from keras import layers
-
-    model = keras.Sequential(
-        [layers.Dense(6, activation="relu", name="first"), layers.BatchNormalization(name="bn"),
-         layers.Dense(3, name="second")],
-        name="seq_built",
-    )
-    model.build((None, 8))
-    return model
-
-
-def build_functional_cnn():
-    import keras
-    from keras import layers
-
-    image = keras.Input((12, 12, 3), name="image")
-    x = layers.Conv2D(6, 3, activation="relu", name="conv1")(image)
-    x = layers.BatchNormalization(name="bn1")(x)
-    x = layers.MaxPooling2D(name="pool")(x)
-    y = layers.Conv2D(6, 1, padding="same", name="branch")(x)
-    x = layers.Add(name="add")([x, y])
-    x = layers.Flatten(name="flat")(x)
-    out = layers.Dense(5, activation="softmax", name="probs")(x)
-    return keras.Model(image, out, name="functional_cnn")
-
-
-def build_multi_io_dict():
-    """Dict inputs and dict outputs."""
-    import keras
-    from keras import layers
-
-    image = keras.Input((10, 10, 3), name="image")
-    meta = keras.Input((7,), name="meta")
-    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(image)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    m = layers.Dense(4, name="meta_dense")(meta)
-    joined = layers.Concatenate(name="joined")([x, m])
-    hidden = layers.Dense(16, activation="relu", name="hidden")(joined)
-    label = layers.Dense(5, activation="softmax", name="label_head")(hidden)
-    score = layers.Dense(1, name="score_head")(hidden)
-    return keras.Model({"image": image, "meta": meta}, {"label": label, "score": score}, name="multi_io_dict")
-
-
-def build_multi_io_list():
-    """List inputs; list outputs, one of which is an intermediate tensor."""
-    import keras
-    from keras import layers
-
-    a = keras.Input((10,), name="in_a")
-    b = keras.Input((10,), name="in_b")
-    c = keras.Input((10,), name="in_c")
-    summed = layers.Add(name="add")([a, b, c])
-    product = layers.Multiply(name="mul")([a, c])
-    out_1 = layers.Dense(3, name="out_1")(summed)
-    out_2 = layers.Dense(2, name="out_2")(product)
-    return keras.Model([a, b, c], [out_1, out_2, summed], name="multi_io_list")
-
-
-def build_shared():
-    """A layer applied to three inputs, and a layer applied to its own output."""
-    import keras
-    from keras import layers
-
-    inputs = [keras.Input((12,), name=f"in_{i}") for i in range(3)]
-    shared = layers.Dense(8, activation="relu", name="shared_dense")
-    encoded = [shared(x) for x in inputs]
-    merged = layers.Concatenate(name="merge")(encoded)
-    twice = layers.Dense(8, activation="tanh", name="twice")
-    y = layers.Dense(8, name="squeeze")(merged)
-    y = twice(twice(y))
-    out = layers.Dense(1, name="out")(y)
-    return keras.Model(inputs, out, name="shared")
-
-
-def build_nested():
-    """Sequential inside Functional inside Functional; the middle model is called twice."""
-    import keras
-    from keras import layers
-
-    innermost = keras.Sequential(
-        [keras.Input((6,), name="inner_in"), layers.Dense(5, activation="tanh", name="seq_dense"),
-         layers.BatchNormalization(name="seq_bn")],
-        name="innermost",
-    )
-    mid_in = keras.Input((6,), name="mid_in")
-    h = innermost(mid_in)
-    h = layers.Dense(4, activation="relu", name="mid_dense")(h)
-    middle = keras.Model(mid_in, h, name="middle")
-
-    a = keras.Input((6,), name="left")
-    b = keras.Input((6,), name="right")
-    merged = layers.Concatenate(name="cat")([middle(a), middle(b)])
-    out = layers.Dense(2, name="head")(merged)
-    block = keras.Model([a, b], out, name="block")
-
-    x1 = keras.Input((6,), name="x1")
-    x2 = keras.Input((6,), name="x2")
-    y = layers.Dense(6, name="pre")(x2)
-    y = block([x1, y])
-    y = layers.Dense(3, name="final")(y)
-    return keras.Model([x1, x2], y, name="nested")
-
-
-def build_nested_shared():
-    """A nested model called twice at the top level, with a shared layer inside it and different shapes per call.
-
-    ``pair`` calls ``inner`` twice; ``inner`` applies ``proj`` twice; the top level calls ``pair`` twice on
-    sequences of different lengths, so every layer inside runs at several call sites.
-    """
-    import keras
-    from keras import layers
-
-    inner_in = keras.Input((None, 4), name="inner_in")
-    proj = layers.Dense(4, activation="tanh", name="proj")
-    inner = keras.Model(inner_in, layers.Dense(3, name="inner_out")(proj(proj(inner_in))), name="inner")
-    pa = keras.Input((None, 4), name="pa")
-    pb = keras.Input((None, 4), name="pb")
-    pair = keras.Model([pa, pb], [inner(pa), inner(pb)], name="pair")
-    x = keras.Input((5, 4), name="x")
-    y = keras.Input((7, 4), name="y")
-    x_pre = layers.Dense(4, name="pre")(x)
-    first, second = pair([x_pre, y])
-    third, fourth = pair([y, x_pre])
-    joined = layers.Concatenate(axis=1, name="joined")([first, second, third, fourth])
-    return keras.Model([x, y], [joined, second], name="nested_shared")
-
-
-def build_multi_output_layers():
-    """Layers with several outputs: LSTM with return_state, attention with its scores."""
-    import keras
-    from keras import layers
-
-    seq = keras.Input((9, 5), name="seq")
-    sequence, state_h, state_c = layers.LSTM(6, return_sequences=True, return_state=True, name="lstm")(seq)
-    attended, scores = layers.MultiHeadAttention(num_heads=2, key_dim=3, name="attn")(
-        sequence, sequence, return_attention_scores=True)
-    pooled = layers.GlobalAveragePooling1D(name="pool")(attended)
-    flat_scores = layers.Flatten(name="flat_scores")(scores)
-    joined = layers.Concatenate(name="states")([state_h, state_c, pooled, flat_scores])
-    out = layers.Dense(2, name="out")(joined)
-    return keras.Model(seq, [out, state_c], name="multi_output_layers")
-
-
-def build_resnet50():
-    import keras
-
-    return keras.applications.ResNet50(weights=None)
-
-
-def build_mobilenet_v2():
-    import keras
-
-    return keras.applications.MobileNetV2(weights=None)
-
 
 BUILDERS: dict[str, Callable[[], Any]] = {
-    "sequential_input": build_sequential_input,
+    "sequential_input": build_sequential_dense,
     "sequential_built": build_sequential_built,
     "functional_cnn": build_functional_cnn,
-    "multi_io_dict": build_multi_io_dict,
-    "multi_io_list": build_multi_io_list,
-    "shared": build_shared,
+    "multi_io_dict": build_functional_multi_io,
+    "multi_io_list": build_functional_list_outputs,
+    "shared": build_shared_layers,
     "nested": build_nested,
     "nested_shared": build_nested_shared,
     "multi_output_layers": build_multi_output_layers,
-    "ResNet50": build_resnet50,
-    "MobileNetV2": build_mobilenet_v2,
+    "ResNet50": application("ResNet50"),
+    "MobileNetV2": application("MobileNetV2"),
 }
 SMALL = [name for name in BUILDERS if name[0].islower()]
 STRUCTURED = ["shared", "nested", "nested_shared", "multi_output_layers", "multi_io_dict", "sequential_built"]
@@ -240,79 +75,6 @@ APPLICATION_LAYERS = {
     "MobileNetV2": ["Conv1", "bn_Conv1", "expanded_conv_project", "block_3_expand_relu", "block_8_add",
                     "block_13_depthwise", "out_relu", "predictions"],
 }
-
-
-# --------------------------------------------------------------------------- the reference interpreter
-
-
-def _all_layers(model: Any) -> list[Any]:
-    """Every layer, those of nested models included."""
-    return list(model._flatten_layers(include_self=False, recursive=True))
-
-
-def _randomise_statistics(model: Any, rng: np.random.Generator) -> None:
-    """Non-trivial BatchNormalization statistics and biases, so that inference mode and every term matter."""
-    from keras import layers
-
-    for layer in _all_layers(model):
-        if isinstance(layer, layers.BatchNormalization):
-            size = layer.moving_mean.shape
-            layer.moving_mean.assign(rng.normal(0.0, 0.5, size).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size).astype("float32"))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, size).astype("float32"))
-            layer.beta.assign(rng.normal(0.0, 0.3, size).astype("float32"))
-        elif isinstance(layer, layers.Dense | layers.Conv2D) and layer.use_bias:
-            layer.bias.assign(rng.normal(0.0, 0.1, layer.bias.shape).astype("float32"))
-
-
-def _own_calls(layer: Any, graph_nodes: set[int]) -> list[Any]:
-    """The calls (nodes) of ``layer`` that belong to a graph, in the order Keras created them."""
-    return [node for node in layer._inbound_nodes if id(node) in graph_nodes]
-
-
-def _substitute(structure: Any, values: dict[int, Any]) -> Any:
-    import keras
-
-    def fill(item: Any) -> Any:
-        return values[id(item)] if isinstance(item, keras.KerasTensor) else item
-
-    return keras.tree.map_structure(fill, structure)
-
-
-def _run_model(model: Any, flat_inputs: list[Any], prefix: str, site: Site, record: dict[Key, list]) -> list[Any]:
-    """Run ``model`` eagerly on real values, recording every layer's outputs; returns the flat outputs."""
-    import keras
-
-    if isinstance(model, keras.Sequential):
-        (value,) = flat_inputs
-        for layer in model._layers:
-            if not isinstance(layer, keras.layers.InputLayer):
-                value = (_run_model(layer, [value], f"{prefix}{layer.name}/", (*site, 0), record)[0]
-                         if isinstance(layer, keras.Model) else layer(value))
-            record[(prefix + layer.name, (*site, 0))] = [np.asarray(value)]
-        return [value]
-
-    graph_nodes = {id(node) for nodes in model._nodes_by_depth.values() for node in nodes}
-    values = {id(tensor): value for tensor, value in zip(model.inputs, flat_inputs, strict=True)}
-    for depth in sorted(model._nodes_by_depth, reverse=True):
-        for node in model._nodes_by_depth[depth]:
-            layer = node.operation
-            call = next(i for i, own in enumerate(_own_calls(layer, graph_nodes)) if own is node)
-            path, call_site = prefix + layer.name, (*site, call)
-            if node.is_input:
-                results = [values[id(node.outputs[0])]]
-            else:
-                args = _substitute(node.arguments.args, values)
-                kwargs = _substitute(node.arguments.kwargs, values)
-                if isinstance(layer, keras.Model):
-                    results = _run_model(layer, keras.tree.flatten(args), f"{path}/", call_site, record)
-                else:
-                    results = keras.tree.flatten(layer(*args, **kwargs))
-                assert len(results) == len(node.outputs)
-                for tensor, value in zip(node.outputs, results, strict=True):
-                    values[id(tensor)] = value
-            record[(path, call_site)] = [np.asarray(value) for value in results]
-    return [values[id(tensor)] for tensor in model.outputs]
 
 
 # --------------------------------------------------------------------------- the session store
@@ -356,7 +118,7 @@ class Case:
     def recorded(self) -> dict[Key, list[np.ndarray]]:
         record: dict[Key, list[np.ndarray]] = {}
         flat = [self.batch(name) for name in self.input_names]
-        outputs = _run_model(self.original, flat, "", (), record)
+        outputs = run_model(self.original, flat, "", (), record)
         self._final = [np.asarray(value) for value in outputs]
         return record
 
@@ -402,7 +164,7 @@ class Store:
         if name not in self.cases:
             rng = np.random.default_rng(sum(map(ord, name)))
             model = BUILDERS[name]()
-            _randomise_statistics(model, rng)
+            randomise_statistics(model, rng)
             path = self.folder / f"{name}.keras"
             model.save(path)
             inputs = {}
@@ -414,16 +176,9 @@ class Store:
 
 
 @pytest.fixture(scope="session")
-def keras_module():
-    import keras
-
-    keras.utils.set_random_seed(1)
-    return keras
-
-
-@pytest.fixture(scope="session")
 def store(keras_module, tmp_path_factory: pytest.TempPathFactory) -> Store:
-    return Store(tmp_path_factory.mktemp("live_models"))
+    keras_module.utils.set_random_seed(1)
+    return Store(tmp_path_factory.mktemp("runtime_models"))
 
 
 def _assert_close(actual: list[np.ndarray], expected: list[np.ndarray], what: str) -> None:
@@ -441,7 +196,7 @@ def _keras_submodel_values(case: Case, layer_name: str, call: int) -> list[np.nd
     model = case.original
     graph_nodes = {id(node) for nodes in model._nodes_by_depth.values() for node in nodes}
     layer = model.get_layer(layer_name)
-    node = _own_calls(layer, graph_nodes)[call]
+    node = own_calls(layer, graph_nodes)[call]
     submodel = keras.Model(model.input, list(node.output_tensors))
     result = submodel(case.feed(), training=False)
     result = result if isinstance(result, list | tuple) else [result]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.conftest import ALL_MODELS, APPLICATIONS, SMALL_MODELS, Case, core_weights, keras_weights, reference_of
+from tests.support.reference import keras_weights, node_weights, reference_of
+from tests.support.zoo import ALL_MODELS, APPLICATIONS, SMALL_MODELS, Case
 
 each_model = pytest.mark.parametrize("name", ALL_MODELS)
 
@@ -90,7 +91,7 @@ def test_output_shapes_per_call(zoo, name):
     got = {n.path: [list(call) for call in n.output_shapes] for n in case.graph.nodes}
     want = {p: [list(call) for call in r.outputs] for p, r in case.reference.layers.items()}
     mismatched = {p: (got.get(p), want[p]) for p in want if got.get(p) != want[p]}
-    assert not mismatched, f"{len(mismatched)} layers (core, keras): {mismatched}"
+    assert not mismatched, f"{len(mismatched)} layers (explorer, keras): {mismatched}"
 
 
 @each_model
@@ -107,7 +108,7 @@ def test_params_per_layer(zoo, name):
     got = {n.path: case.graph.params(n.path) for n in case.graph.nodes}
     want = {p: (r.params, r.trainable_params) for p, r in case.reference.layers.items()}
     mismatched = {p: (got.get(p), want[p]) for p in want if got.get(p) != want[p]}
-    assert not mismatched, f"(total, trainable) per layer (core, keras): {mismatched}"
+    assert not mismatched, f"(total, trainable) per layer (explorer, keras): {mismatched}"
 
 
 @each_model
@@ -182,10 +183,10 @@ def test_weight_names_shapes_and_trainability(zoo, name):
     for path, layer in model_layers.items():
         if case.reference.layers[path].is_model:
             continue
-        got, want = core_weights(case.graph.node(path)), keras_weights(layer)
+        got, want = node_weights(case.graph.node(path)), keras_weights(layer)
         if got != want:
             mismatched[path] = (got, want)
-    assert not mismatched, f"{len(mismatched)} layers (core, keras): {mismatched}"
+    assert not mismatched, f"{len(mismatched)} layers (explorer, keras): {mismatched}"
 
 
 @each_model

@@ -33,7 +33,7 @@ from explorer.runtime.errors import RuntimeFailure
 from explorer.runtime.extraction import extract
 from explorer.runtime.loading import LiveModel, open_model
 from explorer.runtime.tracing import is_graph_model
-from tests.live import subclassed_defs as defs
+from tests.runtime import subclassed_defs as defs
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFS = Path(defs.__file__).resolve()
@@ -414,10 +414,10 @@ def test_window_traces_after_custom_objects(qtbot, saved, tmp_path, monkeypatch,
         window.open_image(picture)
         with qtbot.waitSignal(window.graph_drawn, timeout=DRAW_MS):
             window.open_model(item.path)
-        assert window.graph.kind == "subclassed" and window.graph.trace is None
+        assert window.session.graph.kind == "subclassed" and window.session.graph.trace is None
         notice = window.notice.text.text()
         assert "subclassed" in notice and "stores no connections" in notice, notice
-        assert not window.graph.edges
+        assert not window.session.graph.edges
         assert window.activations.refused, "an untrusted file with a custom class is not loaded into Keras"
 
         # Answer the two dialogs: the Python file defining the classes, then "trust and run it".
@@ -428,20 +428,20 @@ def test_window_traces_after_custom_objects(qtbot, saved, tmp_path, monkeypatch,
         traced_at: list[int] = []
         window.live.traced.connect(lambda _event: traced_at.append(len(drawn)))
         with qtbot.waitSignal(window.live.traced, timeout=WORKER_MS):
-            window.trust.choose_custom_objects()
+            window.choose_custom_objects()
         qtbot.waitUntil(lambda: bool(traced_at) and len(drawn) > traced_at[0], timeout=DRAW_MS)
 
-        graph = window.graph
+        graph = window.session.graph
         assert graph.trace and "traced" in graph.trace and f"({method})" in graph.trace
         assert bool(graph.edges) == (method == "symbolic call"), "edges only when they were observed"
         assert layer in window.graph_view.items_by_path
         assert "recovered by the live tier" in window.notice.text.text()
         assert not window.activations.refused
 
-        qtbot.waitUntil(lambda: "input" in window.activations.prepared, timeout=WORKER_MS)
+        qtbot.waitUntil(lambda: "input" in window.session.inputs, timeout=WORKER_MS)
         with qtbot.waitSignal(window.activations.shown, timeout=WORKER_MS, check_params_cb=lambda p: p == layer):
-            window.select_layer(layer)
-        fed = window.activations.prepared["input"].array
+            window.session.select(layer)
+        fed = window.session.inputs["input"].array
         assert fed.shape == defs.INPUT_SHAPE
         batch = fed[None].astype(np.float32)
         _assert_close(window.activations.outputs[0], reference_layers(item, batch)[layer][0], f"window {name} {layer}")
