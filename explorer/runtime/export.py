@@ -18,7 +18,7 @@ import numpy as np
 
 from explorer.live.protocol import ExportReport
 from explorer.model.files import EXPORT_METADATA_KEY
-from explorer.model.graph import LayerGraph, Target
+from explorer.model.graph import Target
 from explorer.runtime.errors import RuntimeFailure
 from explorer.runtime.extraction import build_flat_extractor, run_extractor
 from explorer.runtime.keras_graph import input_specs
@@ -32,21 +32,9 @@ SAVEDMODEL_METADATA = "keras_explorer_export.json"
 VERIFY_TIMEOUT_S = 300.0
 
 
-def resolve_targets(graph: LayerGraph, layers: list[str], calls: list[int] | None) -> list[Target]:
-    """``--call`` once applies to every ``--layer``; repeated, it pairs with them in order."""
-    calls = calls or [0]
-    if len(calls) not in (1, len(layers)):
-        raise RuntimeFailure(f"give --call once or once per --layer ({len(layers)} layers, {len(calls)} calls)")
-    targets = []
-    for index, layer in enumerate(layers):
-        if layer not in graph:
-            raise RuntimeFailure(f"no layer '{layer}' in {graph.name} (see 'keras-explorer summary')")
-        sites = graph.call_sites(layer)
-        call = calls[index if len(calls) > 1 else 0]
-        if not 0 <= call < len(sites):
-            raise RuntimeFailure(f"layer '{layer}' runs at {len(sites)} call site(s): --call 0..{len(sites) - 1}")
-        targets.append(Target(layer, sites[call]))
-    return targets
+def format_for(path: str | Path) -> str:
+    """The export format an output name asks for: ``.keras`` files, else a SavedModel folder."""
+    return KERAS if str(path).endswith(".keras") else SAVEDMODEL
 
 
 def build_multi_extractor(model: Any, targets: list[Target]) -> Any:
@@ -73,9 +61,10 @@ def provenance(source: str | Path, targets: list[Target]) -> dict[str, Any]:
 
 def export_extractor(model: Any, source: str | Path, targets: list[Target], out_path: str | Path,
                      fmt: str, inputs: dict[str, np.ndarray], trust: bool = False) -> ExportReport:
-    """``trust``: the source file was trusted, so the export (which may hold the same code) is reloaded
-    with the same consent."""
-    """Build, save, record provenance and verify; returns the report (``verified`` False means removed)."""
+    """Build, save, record provenance and verify; returns the report (``verified`` False means removed).
+
+    ``trust``: the source file was trusted, so the export (which may hold the same code) is reloaded with the
+    same consent."""
     if fmt not in FORMATS:
         raise RuntimeFailure(f"unknown export format {fmt!r}; choose {' or '.join(FORMATS)}")
     if not targets:

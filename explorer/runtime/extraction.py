@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from explorer.model.graph import InputSpec
-from explorer.runtime.errors import RuntimeFailure
+from explorer.runtime.errors import CallSiteOutOfRange, RuntimeFailure, UnknownLayer
 from explorer.runtime.keras_graph import flat_inputs, graph_of, input_names, own_nodes
 from explorer.runtime.loading import LiveModel
 from explorer.runtime.tracing import record_layer_calls
@@ -81,10 +81,10 @@ def _layer_outputs(graph: Any, parts: list[str], calls: tuple[int, ...]) -> list
     # Operations too: keras.ops calls (relu, add, ...) are graph nodes but not in model.layers.
     layer = next((operation for operation in graph.operations if operation.name == parts[0]), None)
     if layer is None:
-        raise RuntimeFailure(f"no layer named '{parts[0]}' in {graph.name}")
+        raise UnknownLayer(parts[0], graph.name)
     nodes = own_nodes(graph, layer)
     if calls[0] >= len(nodes):
-        raise RuntimeFailure(f"layer '{parts[0]}' is called {len(nodes)} time(s); call {calls[0]} does not exist")
+        raise CallSiteOutOfRange(parts[0], calls[0], len(nodes))
     node = nodes[calls[0]]
     if len(parts) == 1:
         return list(node.output_tensors)

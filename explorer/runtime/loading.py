@@ -13,7 +13,7 @@ from typing import Any
 
 from explorer.model.graph import InputSpec
 from explorer.model.traced import Trace
-from explorer.runtime.errors import RuntimeFailure
+from explorer.runtime.errors import CustomObjectsNeedTrust, RuntimeFailure, UntrustedFile
 from explorer.runtime.keras_graph import graph_of, input_specs
 from explorer.runtime.tracing import is_graph_model, trace_subclassed
 from explorer.text import one_line
@@ -33,8 +33,7 @@ def load_model(path: str | Path, trust: bool = False, file_graph: Any = None) ->
 
     findings = (file_graph or read_file_graph(path)).findings
     if findings and not trust:
-        raise RuntimeFailure(f"refusing to load {Path(path).name} into Keras: {len(findings)} safety finding(s), "
-                             f"first: {findings[0]}; trust the file to load it anyway (--trust)")
+        raise UntrustedFile(Path(path).name, findings)
     import keras
 
     try:
@@ -71,7 +70,7 @@ def open_model(path: str | Path, trust: bool = False, custom_objects: str | None
     only with ``trust``); subclassed models are traced. ``file_graph`` as for load_model."""
     if custom_objects:
         if not trust:
-            raise RuntimeFailure("custom objects are Python code: trust the file to run them (--trust)")
+            raise CustomObjectsNeedTrust()
         import runpy
 
         runpy.run_path(str(custom_objects), run_name="keras_explorer_custom_objects")

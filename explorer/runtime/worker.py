@@ -29,9 +29,9 @@ from explorer.live.protocol import (
     WorkerState,
 )
 from explorer.runtime.errors import RuntimeFailure
+from explorer.runtime.export import export_extractor
 from explorer.runtime.extraction import extract
 from explorer.runtime.guard import private_home
-from explorer.runtime.export import export_extractor
 from explorer.runtime.loading import LiveModel, open_model
 
 

@@ -1,0 +1,119 @@
+"""What the headless commands share: reading the file, the trust options, layer targets, and error wording.
+
+The core raises structured errors whose text names no flag; this module is the one place that words them for
+the command line, with the flags that fix them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from explorer.inputs.images import ImageError, Preprocessing
+from explorer.inputs.sources import suggested_preprocessing
+from explorer.layout.graphviz import LayoutError
+from explorer.model.files import ModelFileError, load_graph
+from explorer.model.graph import LayerGraph, Target
+from explorer.runtime.errors import (
+    CallSiteOutOfRange,
+    CustomObjectsNeedTrust,
+    RuntimeFailure,
+    UnknownLayer,
+    UntrustedFile,
+)
+from explorer.runtime.loading import LiveModel
+
+PREFIX = "keras-explorer: "
+REFUSED = 3  # exit code of a Keras-loading command refusing a file with findings
+
+
+class CommandError(Exception):
+    """Something the command itself refuses (its options do not fit the model); the message names the flags."""
+
+
+# Bad input the user can fix: one line on stderr, exit 1 (anything else is a bug, logged with its traceback).
+EXPECTED = (ModelFileError, LayoutError, RuntimeFailure, ImageError, ValueError, OSError, CommandError)
+
+
+def add_trust_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that load the file into Keras (and so may run code it holds)."""
+    parser.add_argument("--trust", action="store_true",
+                        help="load the file even if the safety check found code or paths in it (runs that code)")
+    parser.add_argument("--custom-objects", metavar="FILE.py",
+                        help="Python file defining the model's own classes (subclassed models); runs it, "
+                             "needs --trust")
+
+
+def read_model(path: str) -> LayerGraph:
+    """The file's structure, its safety findings said on stderr (reading runs no code from the file)."""
+    graph = load_graph(path)
+    for finding in graph.findings:
+        print(f"finding: {finding}", file=sys.stderr)
+    return graph
+
+
+def read_loadable(options: argparse.Namespace) -> LayerGraph:
+    """As read_model, for a command that goes on to load the file into Keras: refused unless ``--trust``
+    when the safety check found something."""
+    graph = read_model(options.model)
+    if graph.findings and not options.trust:
+        raise UntrustedFile(options.model, graph.findings)
+    return graph
+
+
+def chosen_preprocessing(graph: LayerGraph, preset: str | None) -> Preprocessing:
+    """The --preprocess preset, else the suggested one (said on stderr, so the user knows what was fed)."""
+    if preset:
+        return Preprocessing(preset)
+    preprocessing = suggested_preprocessing(graph)
+    print(f"preprocessing: {preprocessing.preset} ({preprocessing.reason})", file=sys.stderr)
+    return preprocessing
+
+
+def resolve_targets(graph: LayerGraph, layers: list[str], calls: list[int] | None) -> list[Target]:
+    """Pair ``--layer`` and ``--call``: given once, ``--call`` applies to every layer; repeated, in order."""
+    calls = calls or [0]
+    if len(calls) not in (1, len(layers)):
+        raise CommandError(f"give --call once or once per --layer ({len(layers)} layers, {len(calls)} calls)")
+    targets = []
+    for index, layer in enumerate(layers):
+        if layer not in graph:
+            raise UnknownLayer(layer, graph.name)
+        sites = graph.call_sites(layer)
+        call = calls[index if len(calls) > 1 else 0]
+        if not 0 <= call < len(sites):
+            raise CallSiteOutOfRange(layer, call, len(sites))
+        targets.append(Target(layer, sites[call]))
+    return targets
+
+
+def traced_graph(live: LiveModel) -> Any:
+    """The graph to cut an extractor from (a subclassed model that was only recorded eagerly has none)."""
+    if live.graph is None:
+        raise CommandError("this subclassed model could not be traced, so no extractor can be cut from it")
+    return live.graph
+
+
+def describe(error: BaseException) -> str:
+    """The error as the command line says it: the core's structured errors with the flags that fix them."""
+    if isinstance(error, UntrustedFile):
+        return (f"refusing to load {error.file} into Keras: the safety check found {len(error.findings)} "
+                "thing(s) that could run code (listed above); pass --trust to load it anyway")
+    if isinstance(error, CustomObjectsNeedTrust):
+        return "custom objects are Python code: trust the file to run them (--trust)"
+    if isinstance(error, UnknownLayer):
+        return f"no layer '{error.layer}' in {error.model_name} (see 'keras-explorer summary')"
+    if isinstance(error, CallSiteOutOfRange):
+        return (f"layer '{error.layer}' runs at {error.call_count} call site(s): "
+                f"--call 0..{error.call_count - 1}")
+    return str(error)
+
+
+def exit_code(error: BaseException) -> int:
+    return REFUSED if isinstance(error, UntrustedFile) else 1
+
+
+def say(text: str) -> None:
+    """One error line on stderr."""
+    print(PREFIX + text, file=sys.stderr)

@@ -1,0 +1,44 @@
+"""``keras-explorer export``: save a verified feature extractor for one or more layers, headless."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from explorer.cli.common import add_trust_options, read_loadable, resolve_targets, traced_graph
+from explorer.runtime.export import FORMATS, export_extractor, format_for
+from explorer.runtime.loading import open_model
+
+NAME = "export"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        NAME, help="save a verified feature extractor (.keras or SavedModel) for one or more layers",
+        description="Write a model whose outputs are the given layers (a dict when several), then load it "
+                    "back in a fresh process and compare its outputs with the original model's; exit code 2 "
+                    "(and no file left) if they differ by more than 1e-6.")
+    parser.add_argument("model")
+    parser.add_argument("--layer", action="append", required=True, help="layer path; repeatable")
+    parser.add_argument("--call", type=int, action="append",
+                        help="0-based call site: once for all layers, or once per --layer")
+    parser.add_argument("-o", "--output", required=True, help="OUT.keras, or a folder for a SavedModel")
+    parser.add_argument("--format", choices=FORMATS, help="default: from the output name")
+    add_trust_options(parser)
+
+
+def run(options: argparse.Namespace) -> int:
+    graph = read_loadable(options)
+    targets = resolve_targets(graph, options.layer, options.call)
+    live = open_model(options.model, options.trust, options.custom_objects, graph)
+    model = traced_graph(live)
+    rng = np.random.default_rng(0)  # a fixed input in the pixel range for the verification run
+    inputs = {s.name: rng.uniform(0, 255, tuple(64 if d is None else d for d in s.shape)).astype(np.float32)
+              for s in live.specs}
+    report = export_extractor(model, options.model, targets, options.output,
+                              options.format or format_for(options.output), inputs, options.trust)
+    print(f"{report.path}: {report.message}", file=sys.stdout if report.verified else sys.stderr)
+    return 0 if report.verified else 2
+
