@@ -68,7 +68,7 @@ def main() -> int:
     QTimer.singleShot(30_000, lambda: (print("first_window: no paint within 30 s", file=sys.stderr), app.exit(2)))
     code = app.exec()
     app.removeEventFilter(watcher)
-    window.tasks.shutdown()  # do not leave the model load running while the interpreter exits
+    window.session.close()  # do not leave the model load running while the interpreter exits
     return code
 
 

@@ -63,7 +63,7 @@ def timed(label: str, step: Callable[[], Any], rows: list, profiles: dict, top: 
 def end_to_end(window: MainWindow, path: Path) -> float:
     loop = QEventLoop()
     window.graph_drawn.connect(loop.quit)
-    window.model_failed.connect(loop.quit)
+    window.session.failed.connect(loop.quit)
     QTimer.singleShot(180_000, loop.quit)
     start = time.perf_counter()
     window.open_model(path)
@@ -71,7 +71,7 @@ def end_to_end(window: MainWindow, path: Path) -> float:
     window.graph_view.viewport().repaint()
     elapsed = time.perf_counter() - start
     window.graph_drawn.disconnect(loop.quit)
-    window.model_failed.disconnect(loop.quit)
+    window.session.failed.disconnect(loop.quit)
     return elapsed
 
 
@@ -101,7 +101,7 @@ def main() -> int:
         graph = step("[worker] graph_from_config", lambda: graph_from_config(
             model_file.config, model_file.weights, keras_version=model_file.metadata.get("keras_version"),
             source=str(path)))
-        # GUI thread: MainWindow._model_loaded and relayout
+        # GUI thread: Session.set_file and GraphCanvas.relayout
         step("[GUI] summary table set_graph", lambda: window.summary.set_graph(graph))
         step("[GUI] inspector show_model", lambda: window.inspector.show_model(graph))
         scene = view_widget.scene()
@@ -109,7 +109,7 @@ def main() -> int:
         previous_layout = compute_layout(previous, box_sizes(previous))
         step("[GUI] graph_view.clear (previous graph)", view_widget.clear,
              setup=lambda: populate_scene(scene, previous, previous_layout))
-        step("[GUI] add_recent (QSettings)", lambda: window.add_recent(str(path)))
+        step("[GUI] add_recent (QSettings)", lambda: window.settings.add_recent(str(path)))
         view = step("[GUI] build_view", lambda: build_view(graph, set()))
         sizes = step("[GUI] box_sizes (font metrics)", lambda: box_sizes(view))
         # worker thread: the "layout" task

@@ -1,132 +1,112 @@
-"""Menus, toolbar and keyboard shortcuts of the main window."""
+"""Menus, toolbar and keyboard shortcuts: which command has which text, shortcut, icon and menu.
+
+The commands themselves are given by the window as a name -> slot table, so this module knows no window.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMenu, QStyle
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QStyle
 
-from explorer.ui import export_actions
-from explorer.ui.canvas.export import export_scene
-from explorer.ui.canvas.items import category_legend
-from explorer.ui.help_dialogs import show_about, show_shortcuts
-
-if TYPE_CHECKING:
-    from explorer.ui.main_window import MainWindow
+Shortcut = QKeySequence.StandardKey | str | None
 
 
-def install_actions(window: MainWindow) -> dict[str, QAction]:
-    view = window.graph_view
+@dataclass(frozen=True)
+class Command:
+    name: str
+    text: str
+    shortcut: Shortcut = None
+    tip: str = ""
+    icon: QStyle.StandardPixmap | None = None
 
-    def action(name: str, text: str, slot, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
-        item = QAction(text, window)
-        if name in _ICONS:
-            item.setIcon(window.style().standardIcon(_ICONS[name]))
-        item.setObjectName(name)
-        if shortcut:
-            item.setShortcut(QKeySequence(shortcut))
-        item.setToolTip(f"{tip or text.replace('…', '').replace('&', '')}"
-                        + (f" ({item.shortcut().toString()})" if shortcut else ""))
-        item.triggered.connect(slot)
-        return item
 
-    actions = {
-        "open": action("open", "&Open Model…", window.choose_model, QKeySequence.StandardKey.Open,
-                       "Open a .keras or .h5 model"),
-        "open_image": action("open_image", "Open &Image…", window.choose_image, "Ctrl+I",
-                             "Choose the image activations are computed on"),
-        "custom_objects": action("custom_objects", "Load Custom &Objects…", window.trust.choose_custom_objects,
-                                 tip="Run the Python file that defines a subclassed model's classes (needs trust)"),
-        "export_extractor": action("export_extractor", "Export &Feature Extractor…",
-                                   lambda: export_actions.export_extractor(window), "Ctrl+Shift+S",
-                                   "Save the selected layers as a verified .keras or SavedModel feature extractor"),
-        "copy_python": action("copy_python", "&Copy as Python", lambda: export_actions.copy_python(window),
-                              "Ctrl+Shift+C", "Copy code that rebuilds the extractor for the selected layers"),
-        "export_activations_png": action("export_activations_png", "Export Activations as P&NG…",
-                                         lambda: export_actions.export_activations(window, "png")),
-        "export_activations_npy": action("export_activations_npy", "Export Activations as .np&y…",
-                                         lambda: export_actions.export_activations(window, "npy")),
-        "export_svg": action("export_svg", "Export Graph as &SVG…", lambda: _export(window, "svg")),
-        "export_png": action("export_png", "Export Graph as &PNG…", lambda: _export(window, "png")),
-        "cache_budget": action("cache_budget", "Activation &Cache Size…", window.choose_cache_budget,
-                               tip="Memory kept for computed layer outputs (default 1 GB)"),
-        "quit": action("quit", "&Quit", window.close, QKeySequence.StandardKey.Quit),
-        "find": action("find", "&Find Layer…", lambda: window.find_bar.open(window.graph),
-                       QKeySequence.StandardKey.Find, "Find a layer by name or class"),
-        "fit": action("fit", "&Fit to Window", view.fit, "Ctrl+0", "Fit the whole graph in the window"),
-        "zoom_in": action("zoom_in", "Zoom &In", lambda: view.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn),
-        "zoom_out": action("zoom_out", "Zoom &Out", lambda: view.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut),
-        "expand_all": action("expand_all", "&Expand All Nested Models", lambda: window.set_all_expanded(True),
-                             "Ctrl+E"),
-        "collapse_all": action("collapse_all", "&Collapse All Nested Models",
-                               lambda: window.set_all_expanded(False), "Ctrl+Shift+E"),
-    }
+_PIXMAP = QStyle.StandardPixmap
+COMMANDS = (
+    Command("open", "&Open Model…", QKeySequence.StandardKey.Open, "Open a .keras or .h5 model",
+            _PIXMAP.SP_DialogOpenButton),
+    Command("open_image", "Open &Image…", "Ctrl+I", "Choose the image activations are computed on",
+            _PIXMAP.SP_FileDialogDetailedView),
+    Command("custom_objects", "Load Custom &Objects…",
+            tip="Run the Python file that defines a subclassed model's classes (needs trust)"),
+    Command("export_extractor", "Export &Feature Extractor…", "Ctrl+Shift+S",
+            "Save the selected layers as a verified .keras or SavedModel feature extractor"),
+    Command("copy_python", "&Copy as Python", "Ctrl+Shift+C", "Copy code that rebuilds the extractor for the "
+            "selected layers"),
+    Command("export_activations_png", "Export Activations as P&NG…"),
+    Command("export_activations_npy", "Export Activations as .np&y…"),
+    Command("export_svg", "Export Graph as &SVG…"),
+    Command("export_png", "Export Graph as &PNG…"),
+    Command("cache_budget", "Activation &Cache Size…", tip="Memory kept for computed layer outputs (default 1 GB)"),
+    Command("quit", "&Quit", QKeySequence.StandardKey.Quit),
+    Command("find", "&Find Layer…", QKeySequence.StandardKey.Find, "Find a layer by name or class",
+            _PIXMAP.SP_FileDialogContentsView),
+    Command("fit", "&Fit to Window", "Ctrl+0", "Fit the whole graph in the window", _PIXMAP.SP_TitleBarMaxButton),
+    Command("zoom_in", "Zoom &In", QKeySequence.StandardKey.ZoomIn, icon=_PIXMAP.SP_ArrowUp),
+    Command("zoom_out", "Zoom &Out", QKeySequence.StandardKey.ZoomOut, icon=_PIXMAP.SP_ArrowDown),
+    Command("expand_all", "&Expand All Nested Models", "Ctrl+E", icon=_PIXMAP.SP_ToolBarVerticalExtensionButton),
+    Command("collapse_all", "&Collapse All Nested Models", "Ctrl+Shift+E", icon=_PIXMAP.SP_TitleBarShadeButton),
+    Command("shortcuts", "&Keyboard Shortcuts", "F1", "All keyboard shortcuts"),
+    Command("open_log_folder", "Open &Log Folder", tip="The folder of the log file to attach to a bug report"),
+    Command("about", "&About Keras Explorer", tip="Versions of Keras Explorer, Keras, TensorFlow and Qt"),
+)
+FILE_MENU = ("open", "open_image", "custom_objects", "|recent", "-", "export_extractor", "copy_python",
+             "export_svg", "export_png", "export_activations_png", "export_activations_npy", "-", "quit")
+VIEW_MENU = ("find", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all")
+SETTINGS_MENU = ("cache_budget",)
+HELP_MENU = ("shortcuts", "open_log_folder", "about")
+TOOLBAR = ("open", "open_image", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all", "find")
+
+
+def install_actions(window: QMainWindow, slots: dict[str, Callable[[], object]], docks: list[QDockWidget],
+                    recent_files: Callable[[], list[str]], open_recent: Callable[[str], None]) -> dict[str, QAction]:
+    """Create every command's QAction bound to ``slots[name]``, and the menus and toolbar holding them."""
+    actions = {command.name: _action(window, command, slots[command.name]) for command in COMMANDS}
     menu_bar = window.menuBar()
     file_menu = menu_bar.addMenu("&File")
-    file_menu.addActions([actions["open"], actions["open_image"], actions["custom_objects"]])
-    recent = file_menu.addMenu("Open &Recent")
-    recent.setObjectName("recentMenu")
-    recent.aboutToShow.connect(lambda: _fill_recent(window, recent))
-    file_menu.addSeparator()
-    file_menu.addActions([actions[n] for n in ("export_extractor", "copy_python", "export_svg", "export_png",
-                                               "export_activations_png", "export_activations_npy")])
-    file_menu.addSeparator()
-    file_menu.addAction(actions["quit"])
+    for name in FILE_MENU:
+        if name == "-":
+            file_menu.addSeparator()
+        elif name == "|recent":
+            recent = file_menu.addMenu("Open &Recent")
+            recent.setObjectName("recentMenu")
+            recent.aboutToShow.connect(lambda menu=recent: _fill_recent(menu, recent_files(), open_recent))
+        else:
+            file_menu.addAction(actions[name])
     view_menu = menu_bar.addMenu("&View")
-    view_menu.addActions([actions[n] for n in ("find", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all")])
+    view_menu.addActions([actions[n] for n in VIEW_MENU])
     view_menu.addSeparator()
-    view_menu.addActions([window.summary_dock.toggleViewAction(), window.inspector_dock.toggleViewAction(),
-                          window.activations_dock.toggleViewAction()])
-    settings_menu = menu_bar.addMenu("&Settings")
-    settings_menu.addAction(actions["cache_budget"])
+    view_menu.addActions([dock.toggleViewAction() for dock in docks])
+    menu_bar.addMenu("&Settings").addActions([actions[n] for n in SETTINGS_MENU])
+    menu_bar.addMenu("&Help").addActions([actions[n] for n in HELP_MENU])
     toolbar = window.addToolBar("Main")
     toolbar.setObjectName("mainToolbar")
     toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-    toolbar.addActions([actions[n] for n in ("open", "open_image", "fit", "zoom_in", "zoom_out", "expand_all",
-                                             "collapse_all", "find")])
-    window.statusBar().addPermanentWidget(category_legend())
-    help_menu = menu_bar.addMenu("&Help")
-    listed = list(actions.values())
-    help_menu.addAction(action("shortcuts", "&Keyboard Shortcuts", lambda: show_shortcuts(window, listed), "F1",
-                               "All keyboard shortcuts"))
-    help_menu.addAction(action("about", "&About Keras Explorer", lambda: show_about(window),
-                               tip="Versions of Keras Explorer, Keras, TensorFlow and Qt"))
+    toolbar.addActions([actions[n] for n in TOOLBAR])
     return actions
 
 
-_ICONS = {
-    "open": QStyle.StandardPixmap.SP_DialogOpenButton,
-    "open_image": QStyle.StandardPixmap.SP_FileDialogDetailedView,
-    "fit": QStyle.StandardPixmap.SP_TitleBarMaxButton,
-    "zoom_in": QStyle.StandardPixmap.SP_ArrowUp,
-    "zoom_out": QStyle.StandardPixmap.SP_ArrowDown,
-    "expand_all": QStyle.StandardPixmap.SP_ToolBarVerticalExtensionButton,
-    "collapse_all": QStyle.StandardPixmap.SP_TitleBarShadeButton,
-    "find": QStyle.StandardPixmap.SP_FileDialogContentsView,
-}
+def _action(window: QMainWindow, command: Command, slot: Callable[[], object]) -> QAction:
+    item = QAction(command.text, window)
+    if command.icon is not None:
+        item.setIcon(window.style().standardIcon(command.icon))
+    item.setObjectName(command.name)
+    if command.shortcut:
+        item.setShortcut(QKeySequence(command.shortcut))
+    item.setToolTip(f"{command.tip or command.text.replace('…', '').replace('&', '')}"
+                    + (f" ({item.shortcut().toString()})" if command.shortcut else ""))
+    item.triggered.connect(lambda _checked=False: slot())
+    return item
 
 
-def _fill_recent(window: MainWindow, menu: QMenu) -> None:
+def _fill_recent(menu: QMenu, files: list[str], open_recent: Callable[[str], None]) -> None:
     menu.clear()
-    files = [p for p in window.recent_files() if Path(p).exists()]
-    for path in files:
-        menu.addAction(Path(path).name, lambda p=path: window.open_model(p)).setToolTip(path)
-    if not files:
+    existing = [p for p in files if Path(p).exists()]
+    for path in existing:
+        menu.addAction(Path(path).name, lambda p=path: open_recent(p)).setToolTip(path)
+    if not existing:
         menu.addAction("(no recent files)").setEnabled(False)
-
-
-def _export(window: MainWindow, suffix: str) -> None:
-    if window.graph is None:
-        return
-    default = str(Path(window.model_path or "graph").with_suffix(f".{suffix}"))
-    path, _ = QFileDialog.getSaveFileName(window, f"Export graph as {suffix.upper()}", default,
-                                          f"{suffix.upper()} (*.{suffix})")
-    if path:
-        try:
-            export_scene(window.graph_view.scene(), path)
-            window.statusBar().showMessage(f"Graph written to {path}")
-        except OSError as error:
-            window.show_error(f"Cannot write {path}: {error}")

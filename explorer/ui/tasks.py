@@ -45,9 +45,6 @@ class TaskRunner(QObject):
             self._cancel[channel].set()
         self._tickets[channel] = self._tickets.get(channel, 0) + 1
 
-    def busy(self, channel: str) -> bool:
-        return any(c == channel for c, _ in self._callbacks)
-
     def shutdown(self) -> None:
         for event in self._cancel.values():
             event.set()

@@ -41,3 +41,20 @@ def canvas_colours() -> tuple[QColor, QColor, QColor]:
     if is_dark():
         return QColor("#1e1f22"), QColor("#a0a4ab"), QColor("#9cc3ee")
     return QColor("#fbfbfb"), QColor("#666666"), QColor("#335577")
+
+
+# (light, dark) colours of the strips above the graph: error banner, information and warning notices.
+_STRIPS = {
+    "error": ("background: #fde2e1; color: #8a1f11; border-bottom: 1px solid #e0a9a4;",
+              "background: #4a2422; color: #ffc9c2; border-bottom: 1px solid #7a3b36;"),
+    "info": ("background: #e8f1fb; color: #1d3f63; border-bottom: 1px solid #b8cfe8;",
+             "background: #1f3247; color: #cfe3fa; border-bottom: 1px solid #36506e;"),
+    "warning": ("background: #fff4d6; color: #5c4400; border-bottom: 1px solid #e6cf8f;",
+                "background: #46391a; color: #ffe6a6; border-bottom: 1px solid #6d5a2a;"),
+}
+
+
+def notice_style(kind: str) -> str:
+    """Style sheet declarations of a strip of ``kind`` ("error", "info", "warning") in the current theme."""
+    light, dark = _STRIPS[kind]
+    return dark if is_dark() else light

@@ -1,7 +1,7 @@
 """GUI tests: real .keras files saved by real Keras, real Graphviz, real widgets driven by pytest-qt.
 
 The models are built once per session; what the tests compare against (layer names, parameter counts)
-is read from the live Keras objects, not written by hand.
+is read from the live Keras objects (``tests.support.reference.model_ref``), not written by hand.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,65 +22,9 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from explorer.resources import demo_model
+from tests.support.reference import ModelRef, model_ref
 
 DRAW_TIMEOUT_MS = 10000
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A saved model and what Keras says about it."""
-
-    path: Path
-    name: str
-    total_params: int
-    trainable_params: int
-    top_level: tuple[str, ...]  # names of the top-level layers (InputLayers included)
-    layer_paths: tuple[str, ...]  # every layer, nested ones as "outer/inner", parents before children
-    groups: tuple[str, ...]  # paths of the nested models
-    calls: dict[str, int]  # number of times each top-level layer is called by the model
-    params: dict[str, int]  # parameters of each top-level layer (nested models: everything inside)
-
-
-def _layers_of(model: Any) -> list[Any]:
-    """The layers the explorer shows for ``model``: a Sequential model's InputLayer is one of them."""
-    import keras
-
-    return list(model._layers) if isinstance(model, keras.Sequential) else list(model.layers)
-
-
-def _collect(model: Any, prefix: str, paths: list[str], groups: list[str]) -> None:
-    import keras
-
-    for layer in _layers_of(model):
-        path = prefix + layer.name
-        paths.append(path)
-        if isinstance(layer, keras.Model):
-            groups.append(path)
-            _collect(layer, path + "/", paths, groups)
-
-
-def reference_of(model: Any, path: Path) -> ModelRef:
-    from keras.src.ops.function import make_node_key
-
-    paths: list[str] = []
-    groups: list[str] = []
-    _collect(model, "", paths, groups)
-    own_nodes = set(getattr(model, "_nodes", ()))  # the calls that belong to this model's graph
-    calls = {
-        layer.name: sum(make_node_key(layer, i) in own_nodes for i in range(len(layer._inbound_nodes)))
-        for layer in model.layers
-    }
-    return ModelRef(
-        path=path,
-        name=model.name,
-        total_params=model.count_params(),
-        trainable_params=sum(math.prod(int(d) for d in w.shape) for w in model.trainable_weights),
-        top_level=tuple(layer.name for layer in model.layers),
-        layer_paths=tuple(paths),
-        groups=tuple(groups),
-        calls=calls,
-        params={layer.name: layer.count_params() for layer in model.layers},
-    )
 
 
 def build_ui_model() -> Any:
@@ -137,14 +80,14 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     model = build_ui_model()
     path = folder / "ui_model.keras"
     model.save(path)
-    ui = reference_of(model, path)
+    ui = model_ref(model, path)
     small_model = build_small_sequential()
     small_path = folder / "small_seq.keras"
     small_model.save(small_path)
-    small = reference_of(small_model, small_path)
+    small = model_ref(small_model, small_path)
     demo = None
     if demo_model().exists():
-        demo = reference_of(keras.saving.load_model(demo_model(), compile=False), demo_model())
+        demo = model_ref(keras.saving.load_model(demo_model(), compile=False), demo_model())
     return Models(ui, small, demo, folder)
 
 
@@ -186,7 +129,7 @@ def open_and_wait(qtbot) -> Callable[..., None]:
     def open_model(window: Any, path: Path | str) -> None:
         target = Path(path).resolve()
         with qtbot.waitSignal(window.graph_drawn, timeout=DRAW_TIMEOUT_MS,
-                              check_params_cb=lambda *_: window.model_path == target):
+                              check_params_cb=lambda *_: window.session.path == target):
             window.open_model(path)
         assert window.graph_view.items_by_path, "graph_drawn was emitted but nothing is drawn"
 

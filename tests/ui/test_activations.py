@@ -218,13 +218,14 @@ def live_window(qapp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]
 
 def _ensure(qtbot, window: Any, model: Path, preset: str) -> Any:
     """Make ``window`` show ``model`` with brick.png, preset ``preset`` and the default display options."""
-    if window.model_path != model.resolve():
+    if window.session.path != model.resolve():
         with qtbot.waitSignal(window.graph_drawn, timeout=DRAW_MS,
-                              check_params_cb=lambda *_: window.model_path == model.resolve()):
+                              check_params_cb=lambda *_: window.session.path == model.resolve()):
             window.open_model(model)
     panel = window.activations
-    qtbot.waitUntil(lambda: panel.graph is window.graph, timeout=DRAW_MS)  # the panel has the model (and preset)
-    if panel.image is None or Path(panel.image.source).resolve() != BRICK:
+    # the panel has the model (and preset)
+    qtbot.waitUntil(lambda: panel.model_path == window.session.path, timeout=DRAW_MS)
+    if panel.session.image is None or Path(panel.session.image.source).resolve() != BRICK:
         window.open_image(BRICK)
     if panel.inputs.preset.currentText() != preset:
         panel.inputs.preset.setCurrentText(preset)
@@ -232,7 +233,7 @@ def _ensure(qtbot, window: Any, model: Path, preset: str) -> Any:
     for combo in (view.order, view.scale, view.colours):
         combo.setCurrentIndex(0)
     view.overlay.setChecked(False)
-    qtbot.waitUntil(lambda: bool(panel.prepared), timeout=DRAW_MS)
+    qtbot.waitUntil(lambda: bool(panel.session.inputs), timeout=DRAW_MS)
     return window
 
 
@@ -245,17 +246,17 @@ def _show(qtbot, window: Any, path: str, timeout: int = SHOW_MS) -> np.ndarray:
     """Select ``path`` like a click would and wait until its output is on screen; returns what is shown."""
     panel = window.activations
     with qtbot.waitSignal(panel.shown, timeout=timeout, check_params_cb=lambda shown: shown == path):
-        if panel.layer == path:  # the window ignores re-selecting the current layer: ask the panel again
-            panel.show_layer(path)
+        if panel.session.layer == path:  # the window ignores re-selecting the current layer: ask the panel again
+            panel.show_current_layer()
         else:
-            window.select_layer(path)
-    assert panel.layer == path
+            window.session.select(path)
+    assert panel.session.layer == path
     assert path in _plain(panel.title.text())
     return np.array(panel.view.array)
 
 
 def _image_input(window: Any, name: str = "image") -> np.ndarray:
-    return window.activations.prepared[name].array
+    return window.session.inputs[name].array
 
 
 def _click_box(qtbot, view: Any, path: str) -> None:
@@ -286,12 +287,12 @@ def _click_tile(qtbot, view: Any, position: int) -> None:
 
 def test_prepared_input_is_the_fitted_image_with_the_suggested_preset(demo):
     panel = demo.activations
-    assert list(panel.prepared) == ["image"]
+    assert list(panel.session.inputs) == ["image"]
     assert panel.inputs.preset.currentText() == "none"
     assert "Rescaling" in panel.inputs.reason.text()
     _assert_close(_image_input(demo), _fitted(64), "model input (brick.png fitted to 64x64, 0..255)")
     assert "brick.png" in panel.inputs.image_name.text()
-    assert panel.prepared["image"].preview.shape == (64, 64, 3)
+    assert panel.session.inputs["image"].preview.shape == (64, 64, 3)
 
 
 def test_selected_layer_shows_a_grid_equal_to_keras(qtbot, demo, demo_ref):
@@ -310,7 +311,7 @@ def test_selected_layer_shows_a_grid_equal_to_keras(qtbot, demo, demo_ref):
 
 
 def test_clicking_a_box_in_the_graph_computes_that_layer(qtbot, demo, demo_ref):
-    if demo.activations.layer == "branch_maxpool":
+    if demo.session.layer == "branch_maxpool":
         _show(qtbot, demo, "rescale")
     with qtbot.waitSignal(demo.activations.shown, timeout=SHOW_MS, check_params_cb=lambda p: p == "branch_maxpool"):
         _click_box(qtbot, demo.graph_view, "branch_maxpool")
@@ -322,7 +323,7 @@ def test_clicking_a_box_in_the_graph_computes_that_layer(qtbot, demo, demo_ref):
 
 def test_clicking_a_row_of_the_summary_table_computes_that_layer(qtbot, demo, demo_ref):
     path = "res_stage2/res_stage2_block_a/res_stage2_block_a_relu"  # nested twice: the graph expands first
-    if demo.activations.layer == path:
+    if demo.session.layer == path:
         _show(qtbot, demo, "rescale")
     table = demo.summary.table
     proxy = demo.summary.proxy
@@ -336,8 +337,8 @@ def test_clicking_a_row_of_the_summary_table_computes_that_layer(qtbot, demo, de
     expected = demo_ref.nested("res_stage2", stage1, ["res_stage2_block_a"])
     _assert_close(demo.activations.view.array, expected, path)
     assert demo.activations.view.tile_count == 64
-    assert {"res_stage2", "res_stage2/res_stage2_block_a"} <= demo.expanded
-    assert demo.graph_view.selected_path() == path
+    assert {"res_stage2", "res_stage2/res_stage2_block_a"} <= demo.session.expanded
+    qtbot.waitUntil(lambda: demo.graph_view.selected_path() == path, timeout=DRAW_MS)  # drawn after it computes
 
 
 def test_layer_inside_a_nested_model(qtbot, demo, demo_ref):
@@ -348,7 +349,7 @@ def test_layer_inside_a_nested_model(qtbot, demo, demo_ref):
     _assert_close(shown, expected, path)
     assert shown.shape == (32, 32, 32)
     assert demo.activations.view.tile_count == 32
-    assert demo.graph_view.selected_path() == path
+    qtbot.waitUntil(lambda: demo.graph_view.selected_path() == path, timeout=DRAW_MS)  # drawn after it computes
     # A nested model itself shows its output, as Keras computes it at the top level.
     shown = _show(qtbot, demo, "res_stage1")
     _assert_close(shown, demo_ref.nested("res_stage1", stem, []), "res_stage1")
@@ -443,7 +444,7 @@ def test_predictions_are_a_bar_plot_with_named_top_classes(qtbot, demo, demo_ref
 def test_switching_fast_shows_only_the_last_layer(qtbot, demo, demo_ref):
     panel = demo.activations
     panel.cache.clear()
-    if panel.layer != "stem":
+    if panel.session.layer != "stem":
         _show(qtbot, demo, "stem")
     shown: list[str] = []
     panel.shown.connect(shown.append)
@@ -451,12 +452,12 @@ def test_switching_fast_shows_only_the_last_layer(qtbot, demo, demo_ref):
         layers = ["rescale", "branch_avgpool", "merge_branches", "global_pool", "branch_maxpool"]
         with qtbot.waitSignal(panel.shown, timeout=SHOW_MS, check_params_cb=lambda p: p == layers[-1]):
             for layer in layers:
-                demo.select_layer(layer)
+                demo.session.select(layer)
         qtbot.wait(800)  # any late answer for an earlier layer would arrive here
     finally:
         panel.shown.disconnect(shown.append)
     assert shown == [layers[-1]]
-    assert panel.layer == layers[-1]
+    assert panel.session.layer == layers[-1]
     assert layers[-1] in _plain(panel.title.text())
     _assert_close(panel.view.array, demo_ref.top(layers[-1], _image_input(demo)), layers[-1])
     assert not panel.progress.isVisible()
@@ -472,7 +473,7 @@ def test_going_back_to_a_computed_layer_uses_the_cache(qtbot, demo, demo_ref):
 
     started = time.perf_counter()
     with qtbot.waitSignal(panel.shown, timeout=100, check_params_cb=lambda p: p == "branch_avgpool"):
-        demo.select_layer("branch_avgpool")
+        demo.session.select("branch_avgpool")
     assert time.perf_counter() - started < 0.1
     assert panel.latest_request == -1  # no new request
     _assert_close(panel.view.array, demo_ref.top("branch_avgpool", _image_input(demo)), "branch_avgpool")
@@ -503,8 +504,9 @@ def test_an_unreadable_image_is_reported_and_the_app_stays_usable(qtbot, demo, d
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"this is not a picture\n" * 10)
     before = np.array(_image_input(demo))
-    with qtbot.waitSignal(panel.failed, timeout=2000) as failed:
-        demo.open_image(broken)
+    with qtbot.waitSignal(demo.session.message, timeout=2000, check_params_cb=lambda text: "broken.png" in text) \
+            as failed:
+        assert not demo.open_image(broken)
     message = failed.args[0]
     assert "broken.png" in message and "not an image" in message
     assert "Traceback" not in message and "\n" not in message
@@ -512,7 +514,7 @@ def test_an_unreadable_image_is_reported_and_the_app_stays_usable(qtbot, demo, d
     # The previous image is kept, and layers still compute on it.
     assert "brick.png" in panel.inputs.image_name.text()
     assert np.array_equal(_image_input(demo), before)
-    layer = "global_pool" if panel.layer != "global_pool" else "branch_avgpool"
+    layer = "global_pool" if panel.session.layer != "global_pool" else "branch_avgpool"
     _assert_close(_show(qtbot, demo, layer), demo_ref.top(layer, before), layer)
 
 
@@ -527,13 +529,13 @@ def test_multi_input_model_offers_a_source_per_input(qtbot, live_window, built):
     combos = [form.itemAt(row, form.ItemRole.FieldRole).widget() for row in range(form.rowCount())]
     assert labels == ["picture (32, 32, 3)", "extras (4,)"]
     assert [c.currentText() for c in combos] == ["image", "zeros"]
-    assert sorted(panel.prepared) == ["extras", "picture"]
-    assert np.allclose(panel.prepared["picture"].array, _fitted(32) / 255.0, atol=1e-6)
-    assert np.array_equal(panel.prepared["extras"].array, np.zeros(4, np.float32))
+    assert sorted(panel.session.inputs) == ["extras", "picture"]
+    assert np.allclose(panel.session.inputs["picture"].array, _fitted(32) / 255.0, atol=1e-6)
+    assert np.array_equal(panel.session.inputs["extras"].array, np.zeros(4, np.float32))
 
     def reference(layer: str) -> np.ndarray:
-        return built.reference("two_inputs", layer, [panel.prepared["picture"].array,
-                                                     panel.prepared["extras"].array])
+        return built.reference("two_inputs", layer, [panel.session.inputs["picture"].array,
+                                                     panel.session.inputs["extras"].array])
 
     _assert_close(_show(qtbot, window, "conv"), reference("conv"), "conv")
     assert panel.view.tile_count == 6
@@ -546,7 +548,7 @@ def test_multi_input_model_offers_a_source_per_input(qtbot, live_window, built):
     # Another source for the vector input: the prepared array changes and the layer is recomputed.
     with qtbot.waitSignal(panel.shown, timeout=SHOW_MS, check_params_cb=lambda p: p == "mix"):
         combos[1].setCurrentText("random")
-    extras = panel.prepared["extras"].array
+    extras = panel.session.inputs["extras"].array
     assert extras.shape == (4,) and np.abs(extras).sum() > 0
     random_mix = np.array(panel.view.array)
     _assert_close(random_mix, reference("mix"), "mix with random values for 'extras'")
@@ -585,7 +587,7 @@ class _LiveLog(QObject):
 
 def _settle(qtbot, window: Any, layer: str) -> None:
     """Show ``layer``, let the worker go idle and deliver everything it sent, then forget cached results."""
-    if window.activations.layer != layer:
+    if window.session.layer != layer:
         _show(qtbot, window, layer)
     qtbot.waitUntil(lambda: window.live.state == "ready", timeout=SHOW_MS)
     qtbot.wait(100)
@@ -607,13 +609,13 @@ def test_a_result_for_old_inputs_is_not_shown_for_new_ones(qtbot, live_window, b
     window = _ensure(qtbot, live_window, built.slow, "unit")
     panel = window.activations
     _settle(qtbot, window, "early")
-    window.select_layer("squeeze")
+    window.session.select("squeeze")
     _wait_computing(window)
     # While 'squeeze' computes on the "unit" input: switch to "none", then to another layer straight away.
     try:
         panel.inputs.preset.setCurrentText("none")
         with qtbot.waitSignal(panel.shown, timeout=SHOW_MS, check_params_cb=lambda p: p == "early"):
-            window.select_layer("early")
+            window.session.select("early")
         fed = np.array(_image_input(window, "pixels"))
         assert np.allclose(fed, _fitted(32), atol=1e-4)
         _assert_close(panel.view.array, _slow_ref(built, "early", "none", fed), "early")
@@ -635,12 +637,12 @@ def test_switching_fast_with_a_large_input_skips_stale_work_and_never_blocks(qtb
     shown: list[str] = []
     panel.shown.connect(shown.append)
     try:
-        window.select_layer("squeeze")
+        window.session.select("squeeze")
         _wait_computing(window)
         with qtbot.waitSignal(panel.shown, timeout=SHOW_MS, check_params_cb=lambda p: p == "probs"):
             for layer in ("early_mix", "early", "pool", "probs"):
                 started = time.perf_counter()
-                window.select_layer(layer)
+                window.session.select(layer)
                 durations[layer] = time.perf_counter() - started
         qtbot.waitUntil(lambda: window.live.state == "ready", timeout=SHOW_MS)
         qtbot.wait(100)
@@ -668,7 +670,7 @@ def test_killed_worker_is_reported_and_the_app_recovers(qtbot, live_window, buil
     try:
         # The layer in flight is recomputed by the restarted worker once it has loaded the model again.
         with qtbot.waitSignal(panel.shown, timeout=int(START_S * 1000), check_params_cb=lambda p: p == "squeeze"):
-            window.select_layer("squeeze")
+            window.session.select("squeeze")
             _wait_computing(window)
             os.kill(old_pid, signal.SIGKILL)
             qtbot.waitUntil(lambda: any(t.startswith("view: ") for t in log.texts), timeout=15000)

@@ -38,8 +38,8 @@ def test_toggle_group_expands_and_collapses(window, wait_drawn, ui_model):
     assert set(ui_model.layer_paths) >= BLOCK_CHILDREN | INNER_CHILDREN
     assert set(ui_model.groups) == {"block", "block/inner_seq"}
     with wait_drawn(window):
-        window.toggle_group("block")
-    assert window.expanded == {"block"}
+        window.session.toggle_group("block")
+    assert window.session.expanded == {"block"}
     assert _boxes(view) == (set(ui_model.top_level) - {"block"}) | BLOCK_CHILDREN
     assert set(_frames(view)) == {"block"}
     frame = _frames(view)["block"]
@@ -47,13 +47,13 @@ def test_toggle_group_expands_and_collapses(window, wait_drawn, ui_model):
         assert frame.sceneBoundingRect().contains(view.items_by_path[child].sceneBoundingRect()), child
 
     with wait_drawn(window):
-        window.toggle_group("block/inner_seq")
+        window.session.toggle_group("block/inner_seq")
     assert set(_frames(view)) == {"block", "block/inner_seq"}
     assert _boxes(view) >= INNER_CHILDREN
 
     with wait_drawn(window):
-        window.toggle_group("block")  # collapsing the outer model collapses what is inside it too
-    assert window.expanded == set()
+        window.session.toggle_group("block")  # collapsing the outer model collapses what is inside it too
+    assert window.session.expanded == set()
     assert _boxes(view) == set(ui_model.top_level)
     assert _frames(view) == {}
 
@@ -64,7 +64,7 @@ def test_double_click_expands_a_nested_model_and_its_frame_collapses_it(qtbot, w
     assert block.is_group and "double-click to expand" in block.lines[-1]
     with wait_drawn(window):
         _double_click(qtbot, view, block.sceneBoundingRect().center())
-    assert "block" in window.expanded
+    assert "block" in window.session.expanded
     assert set(view.items_by_path) >= BLOCK_CHILDREN
     assert "block" not in view.items_by_path
     assert "block" in _frames(view)
@@ -73,19 +73,19 @@ def test_double_click_expands_a_nested_model_and_its_frame_collapses_it(qtbot, w
     assert inner.is_group
     with wait_drawn(window):
         _double_click(qtbot, view, inner.sceneBoundingRect().center())
-    assert window.expanded == {"block", "block/inner_seq"}
+    assert window.session.expanded == {"block", "block/inner_seq"}
     assert set(view.items_by_path) >= INNER_CHILDREN
     assert set(_frames(view)) == {"block", "block/inner_seq"}
 
     with wait_drawn(window):
         _double_click(qtbot, view, _frame_title_point(_frames(view)["block/inner_seq"]))
-    assert window.expanded == {"block"}
+    assert window.session.expanded == {"block"}
     assert not INNER_CHILDREN & set(view.items_by_path)
     assert set(_frames(view)) == {"block"}
 
     with wait_drawn(window):
         _double_click(qtbot, view, _frame_title_point(_frames(view)["block"]))
-    assert window.expanded == set()
+    assert window.session.expanded == set()
     assert set(view.items_by_path) == set(ui_model.top_level)
     assert _frames(view) == {}
 
@@ -95,7 +95,7 @@ def test_double_click_on_a_plain_layer_changes_nothing(qtbot, window, ui_model):
     item = view.items_by_path["merge"]
     _double_click(qtbot, view, item.sceneBoundingRect().center())
     qtbot.wait(200)
-    assert window.expanded == set()
+    assert window.session.expanded == set()
     assert set(view.items_by_path) == set(ui_model.top_level)
     assert view.selected_path() == "merge"
 
@@ -104,7 +104,7 @@ def test_expand_all_and_collapse_all_actions(window, wait_drawn, ui_model):
     view = window.graph_view
     with wait_drawn(window):
         window.actions_by_name["expand_all"].trigger()
-    assert window.expanded == set(ui_model.groups)
+    assert window.session.expanded == set(ui_model.groups)
     leaves = {p for p in ui_model.layer_paths if p not in ui_model.groups}
     assert set(view.items_by_path) == leaves
     assert set(_frames(view)) == set(ui_model.groups)
@@ -112,14 +112,14 @@ def test_expand_all_and_collapse_all_actions(window, wait_drawn, ui_model):
 
     with wait_drawn(window):
         window.actions_by_name["collapse_all"].trigger()
-    assert window.expanded == set()
+    assert window.session.expanded == set()
     assert set(view.items_by_path) == set(ui_model.top_level)
     assert _frames(view) == {}
 
 
 def test_expanded_edges_connect_into_the_nested_layers(window, wait_drawn):
     with wait_drawn(window):
-        window.set_all_expanded(True)
+        window.session.set_all_expanded(True)
     view = window.graph_view
     edges = {(e.source, e.target) for e in view.view.edges}
     assert ("shared_dense", "block/block_in") in edges
@@ -142,13 +142,13 @@ def test_shared_layer_box_shows_its_call_count(window, ui_model):
 
 def test_selection_survives_expand_and_collapse(window, wait_drawn):
     view = window.graph_view
-    window.select_layer("merge")
+    window.session.select("merge")
     with wait_drawn(window):
-        window.set_all_expanded(True)
+        window.session.set_all_expanded(True)
     assert view.selected_path() == "merge"
-    window.select_layer("block/inner_seq/inner_dense")
+    window.session.select("block/inner_seq/inner_dense")
     with wait_drawn(window):
-        window.set_all_expanded(False)
+        window.session.set_all_expanded(False)
     # The layer is hidden again: its collapsed nested model stands in for it.
     assert view.selected_path() == "block"
 

@@ -42,7 +42,7 @@ def test_clicking_a_box_selects_it_in_table_and_inspector(qtbot, window):
 
 
 def test_inspector_lists_weights_and_connections(window, ui_model):
-    window.select_layer("shared_dense")
+    window.session.select("shared_dense")
     weights = _section(window, "Weights")
     assert weights.text(0) == "Weights (2)"
     rows = _rows(weights)
@@ -55,7 +55,7 @@ def test_inspector_lists_weights_and_connections(window, ui_model):
     assert sorted(_rows(_section(window, "Feeds into"))) == ["block", "merge"]
     assert _rows(_section(window, "Parameters"))["total"] == f"{ui_model.params['shared_dense']:,}"
 
-    window.select_layer("block")
+    window.session.select("block")
     inside = _section(window, "Layers inside")
     assert list(_rows(inside)) == ["block_in", "inner_seq", "block_dense"]
     assert _rows(_section(window, "Parameters"))["total"] == f"{ui_model.params['block']:,}"
@@ -63,7 +63,7 @@ def test_inspector_lists_weights_and_connections(window, ui_model):
 
 
 def test_inspector_double_click_follows_a_connection(qtbot, window):
-    window.select_layer("merge")
+    window.session.select("merge")
     feeds_from = _section(window, "Feeds from")
     target = next(feeds_from.child(i) for i in range(feeds_from.childCount()) if feeds_from.child(i).text(0)
                   == "shared_dense")
@@ -97,7 +97,7 @@ def test_selecting_a_nested_row_expands_its_models(qtbot, window, wait_drawn):
     row = next(r for r in range(proxy.rowCount()) if proxy.index(r, 0).data(PATH_ROLE) == "block/inner_seq/inner_bn")
     with wait_drawn(window):
         window.summary.table.selectRow(row)
-    assert {"block", "block/inner_seq"} <= window.expanded
+    assert {"block", "block/inner_seq"} <= window.session.expanded
     assert window.graph_view.selected_path() == "block/inner_seq/inner_bn"
     assert window.summary.selected_path() == "block/inner_seq/inner_bn"
     assert window.inspector.current == "block/inner_seq/inner_bn"
@@ -108,13 +108,13 @@ def test_table_sorted_by_params_still_selects_the_right_layer(window):
     table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
     first = proxy.index(0, 0).data(PATH_ROLE)
     assert first == "block"  # 158 params: the largest top-level entry of this model
-    window.select_layer("class_out")
+    window.session.select("class_out")
     assert proxy.index(table.currentIndex().row(), 0).data(PATH_ROLE) == "class_out"
     assert window.graph_view.selected_path() == "class_out"
 
 
 def test_reopening_a_model_refills_the_inspector(window, open_and_wait, ui_model):
-    window.select_layer("shared_dense")
+    window.session.select("shared_dense")
     assert window.inspector.current == "shared_dense"
     open_and_wait(window, ui_model.path)  # e.g. File > Open Recent on the same file
     # No layer selected after loading: the inspector describes the model.
@@ -124,7 +124,7 @@ def test_reopening_a_model_refills_the_inspector(window, open_and_wait, ui_model
     assert model["name"] == ui_model.name and model["layers"] == str(len(ui_model.layer_paths))
     assert _rows(_section(window, "Parameters"))["total"] == f"{ui_model.total_params:,}"
     assert list(_rows(_section(window, "Inputs"))) == ["input_a", "input_b"]
-    window.select_layer("shared_dense")  # the same path as before the reload must fill the inspector again
+    window.session.select("shared_dense")  # the same path as before the reload must fill the inspector again
     assert window.graph_view.selected_path() == "shared_dense"
     assert window.inspector.current == "shared_dense"
     assert _rows(_section(window, "Layer"))["name"] == "shared_dense"
@@ -135,8 +135,8 @@ def test_reopening_a_model_refills_the_inspector(window, open_and_wait, ui_model
 
 def test_arrow_keys_follow_the_data_flow(qtbot, window):
     view = window.graph_view
-    graph = window.graph
-    window.select_layer("input_a")
+    graph = window.session.graph
+    window.session.select("input_a")
     view.setFocus()
     qtbot.keyClick(view, Qt.Key.Key_Down)
     assert view.selected_path() == "shared_dense"  # the only successor of input_a
@@ -154,11 +154,11 @@ def test_arrow_keys_follow_the_data_flow(qtbot, window):
 
 def test_left_right_move_along_a_row(qtbot, window):
     view = window.graph_view
-    window.select_layer("class_out")
+    window.session.select("class_out")
     start = view.items_by_path["class_out"].rect()
     moved = None
     for key in (Qt.Key.Key_Right, Qt.Key.Key_Left):
-        window.select_layer("class_out")
+        window.session.select("class_out")
         qtbot.keyClick(view, key)
         if view.selected_path() != "class_out":
             moved = (key, view.selected_path())
@@ -180,10 +180,10 @@ def test_down_without_selection_selects_a_box(qtbot, window):
 
 def test_enter_on_a_nested_model_expands_it(qtbot, window, wait_drawn):
     view = window.graph_view
-    window.select_layer("block")
+    window.session.select("block")
     with wait_drawn(window):
         qtbot.keyClick(view, Qt.Key.Key_Return)
-    assert "block" in window.expanded
+    assert "block" in window.session.expanded
     assert "block/block_dense" in view.items_by_path
 
 
@@ -230,21 +230,21 @@ def test_find_matches_class_names_case_insensitively(qtbot, window):
     bar.edit.setText("BATCHNORMALIZATION")
     assert bar.matches == ["block/inner_seq/inner_bn"]
     bar.edit.setText("dense")
-    assert bar.matches == [n.path for n in window.graph.nodes if n.class_name == "Dense"]
+    assert bar.matches == [n.path for n in window.session.graph.nodes if n.class_name == "Dense"]
     assert len(bar.matches) == 5
 
 
 def test_find_reveals_a_match_inside_collapsed_nested_models(qtbot, window):
     window.actions_by_name["find"].trigger()
     bar = window.find_bar
-    assert window.expanded == set()
+    assert window.session.expanded == set()
     with qtbot.waitSignal(window.graph_drawn, timeout=10000):
         qtbot.keyClicks(bar.edit, "inner_dense")
     target = "block/inner_seq/inner_dense"
     qtbot.waitUntil(lambda: window.graph_view.selected_path() == target, timeout=10000)
     assert bar.matches == [target]
     assert bar.status.text() == "1 of 1"
-    assert window.expanded == {"block", "block/inner_seq"}
+    assert window.session.expanded == {"block", "block/inner_seq"}
     assert target in window.graph_view.items_by_path
     assert "block" not in window.graph_view.items_by_path
     assert window.summary.selected_path() == target
@@ -258,10 +258,10 @@ def test_find_bar_searches_the_model_on_screen(qtbot, window, open_and_wait, mod
     assert len(bar.matches) == 5
     open_and_wait(window, models.small.path)  # the find bar stays open while another model is opened
     assert bar.isVisible()
-    assert window.graph.name == models.small.name
+    assert window.session.graph.name == models.small.name
     bar.edit.clear()
     qtbot.keyClicks(bar.edit, "dense")
-    expected = [n.path for n in window.graph.find("dense")]
+    expected = [n.path for n in window.session.graph.find("dense")]
     assert expected == ["first", "second"]
     assert bar.matches == expected, "the find bar still searches the previously opened model"
     assert bar.status.text() == "1 of 2"

@@ -38,8 +38,8 @@ def test_open_model_draws_graph_summary_and_totals(models, make_window, open_and
     assert len(boxes) == len(ref.top_level)
     assert not [i for i in view.scene().items() if isinstance(i, FrameItem)]
     assert ref.path.name in window.windowTitle()
-    assert window.model_path == ref.path.resolve()
-    assert window.graph is not None and window.graph.name == ref.name
+    assert window.session.path == ref.path.resolve()
+    assert window.session.graph is not None and window.session.graph.name == ref.name
 
     summary = window.summary
     assert summary.proxy.rowCount() == len(ref.layer_paths)
@@ -86,7 +86,7 @@ def _bad_files(folder):
 def test_bad_files_show_a_banner_and_the_app_stays_usable(qtbot, make_window, open_and_wait, ui_model, tmp_path):
     window = make_window()
     for path, reason in _bad_files(tmp_path):
-        with qtbot.waitSignal(window.model_failed, timeout=10000) as failed:
+        with qtbot.waitSignal(window.session.failed, timeout=10000) as failed:
             window.open_model(path)
         message = window.banner.text()
         assert failed.args == [message]
@@ -95,7 +95,7 @@ def test_bad_files_show_a_banner_and_the_app_stays_usable(qtbot, make_window, op
         assert reason in message
         assert "Traceback" not in message and "\n" not in message
         assert str(tmp_path) not in message  # the reason is given without repeating the full path
-        assert window.graph is None
+        assert window.session.graph is None
         assert window.statusBar().currentMessage() == message
 
     open_and_wait(window, ui_model.path)
@@ -107,23 +107,23 @@ def test_bad_files_show_a_banner_and_the_app_stays_usable(qtbot, make_window, op
 def test_a_bad_file_keeps_the_current_model_on_screen(qtbot, window, ui_model, tmp_path):
     bad = tmp_path / "broken.keras"
     bad.write_bytes(b"PK\x03\x04 this is not really a zip archive")
-    with qtbot.waitSignal(window.model_failed, timeout=10000):
+    with qtbot.waitSignal(window.session.failed, timeout=10000):
         window.open_model(bad)
     assert "damaged or truncated zip archive" in window.banner.text()
     assert window.banner.isVisible()
-    assert window.model_path == ui_model.path.resolve()
+    assert window.session.path == ui_model.path.resolve()
     assert ui_model.path.name in window.windowTitle()
     assert sorted(window.graph_view.items_by_path) == sorted(ui_model.top_level)
-    assert window.recent_files() == [str(ui_model.path.resolve())]  # failures are not remembered
+    assert window.settings.recent_files() == [str(ui_model.path.resolve())]  # failures are not remembered
 
 
 def test_a_failed_open_does_not_lose_an_expand_being_laid_out(qtbot, window, tmp_path):
     """Expanding a nested model, then opening a bad file before the new layout arrives (large models take
-    seconds to lay out): the expanded model must still be drawn, as ``window.expanded`` says it is."""
-    window.toggle_group("block")  # laid out in the background
-    with qtbot.waitSignal(window.model_failed, timeout=10000):
+    seconds to lay out): the expanded model must still be drawn, as ``window.session.expanded`` says it is."""
+    window.session.toggle_group("block")  # laid out in the background
+    with qtbot.waitSignal(window.session.failed, timeout=10000):
         window.open_model(tmp_path / "missing.keras")
-    assert window.expanded == {"block"}
+    assert window.session.expanded == {"block"}
     qtbot.waitUntil(lambda: "block/block_dense" in window.graph_view.items_by_path, timeout=3000)
     assert "block" not in window.graph_view.items_by_path
 
@@ -139,16 +139,16 @@ def test_recent_files_are_persisted_and_listed(make_window, open_and_wait, model
     open_and_wait(window, models.ui.path)
     open_and_wait(window, second)
     expected = [str(second.resolve()), str(models.ui.path.resolve())]
-    assert window.recent_files() == expected
+    assert window.settings.recent_files() == expected
     open_and_wait(window, models.ui.path)  # re-opening moves it to the front, without duplicates
     expected.reverse()
-    assert window.recent_files() == expected
+    assert window.settings.recent_files() == expected
 
     settings.sync()
     assert settings_path.exists()
     assert QSettings(str(settings_path), QSettings.Format.IniFormat).value("recentFiles") == expected
     other = make_window(QSettings(str(settings_path), QSettings.Format.IniFormat))
-    assert other.recent_files() == expected
+    assert other.settings.recent_files() == expected
 
     menu = other.findChild(QMenu, "recentMenu")
     assert menu is not None
@@ -185,7 +185,7 @@ def test_a_single_recent_file_survives_a_restart(make_window, open_and_wait, ui_
     open_and_wait(window, ui_model.path)
     settings.sync()
     reread = QSettings(str(settings_path), QSettings.Format.IniFormat)
-    assert make_window(reread).recent_files() == [str(ui_model.path.resolve())]
+    assert make_window(reread).settings.recent_files() == [str(ui_model.path.resolve())]
 
 
 # --------------------------------------------------------------------------- drag and drop
@@ -207,7 +207,7 @@ def test_dropping_a_file_opens_it(qtbot, make_window, ui_model):
     with qtbot.waitSignal(window.graph_drawn, timeout=10000):
         window.dropEvent(drop)
     assert drop.isAccepted()
-    assert window.model_path == ui_model.path.resolve()
+    assert window.session.path == ui_model.path.resolve()
     assert sorted(window.graph_view.items_by_path) == sorted(ui_model.top_level)
 
 
@@ -220,7 +220,7 @@ def test_dropping_text_is_ignored(make_window):
     enter.ignore()
     window.dragEnterEvent(enter)
     assert not enter.isAccepted()
-    assert window.graph is None
+    assert window.session.graph is None
 
 
 # --------------------------------------------------------------------------- window state

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -19,12 +20,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.inputs.images import FIT_MODES, PRESETS, Preprocessing
+from explorer.inputs.images import FIT_MODES, IMAGE_SUFFIXES, PRESETS, Preprocessing
 from explorer.inputs.sources import NPY, SOURCES, InputSource, default_source
 from explorer.model.graph import InputSpec
 from explorer.ui.text import escape, tooltip
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.gif);;All files (*)"
+IMAGE_FILTER = f"Images ({' '.join(f'*{suffix}' for suffix in sorted(IMAGE_SUFFIXES))});;All files (*)"
 PREVIEW_SIDE = 160
 
 
@@ -40,7 +41,9 @@ class InputPanel(QWidget):
         self.preview.setObjectName("modelInputPreview")
         self.preview.setFixedSize(PREVIEW_SIDE, PREVIEW_SIDE)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setStyleSheet("border: 1px solid #aaa; background: #f3f3f3;")
+        self.preview.setFrameShape(QFrame.Shape.Box)  # palette colours: right in the light and the dark theme
+        self.preview.setBackgroundRole(QPalette.ColorRole.Base)
+        self.preview.setAutoFillBackground(True)
         self.preview.setToolTip("Model input: exactly what the model receives (each channel stretched to show it)")
         self.image_name = QLabel("no image")
         self.image_name.setWordWrap(True)
@@ -62,7 +65,7 @@ class InputPanel(QWidget):
         self.fit.setToolTip("resize: stretch to the input size · crop: centre-crop to its aspect ratio first")
         self.reason = QLabel()
         self.reason.setWordWrap(True)
-        self.reason.setStyleSheet("color: #666;")
+        self.reason.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.other_inputs = QFormLayout()
         form = QFormLayout()
         form.addRow("Preprocess", self.preset)

@@ -1,4 +1,4 @@
-"""The Activations dock: prepares the model inputs, asks the live tier for the selected layer, shows it.
+"""The Activations dock: prepares the model inputs, asks the live tier for the session's current layer, shows it.
 
 Results are cached per (inputs, layer, call site); only the newest request is ever displayed.
 """
@@ -6,21 +6,21 @@ Results are cached per (inputs, layer, call site); only the newest request is ev
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from explorer.inputs.images import ImageError, LoadedImage, Preprocessing, load_image
-from explorer.inputs.sources import PreparedInput, file_input_specs, prepare_input, suggested_preprocessing
+from explorer.inputs.images import ImageError, Preprocessing
+from explorer.inputs.sources import file_input_specs, prepare_input, suggested_preprocessing
 from explorer.live.cache import ActivationCache
 from explorer.live.protocol import Activation, Loaded, WorkerState
-from explorer.model.graph import InputSpec, LayerGraph
+from explorer.model.graph import InputSpec
 from explorer.ui.activations.feature_view import FeatureView
 from explorer.ui.activations.input_panel import InputPanel
 from explorer.ui.live_client import LiveClient
+from explorer.ui.session import Session
 from explorer.ui.text import escape, tooltip
 
 PROGRESS_AFTER_MS = 300
@@ -34,22 +34,18 @@ class ActivationsPanel(QWidget):
     shown = Signal(str)  # a layer's output is on screen (tests and benchmarks wait for it)
     failed = Signal(str)
 
-    def __init__(self, client: LiveClient, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, client: LiveClient, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.session = session
         self.client = client
         self.cache = ActivationCache()
-        self.graph: LayerGraph | None = None
         self.specs: list[InputSpec] = []
-        self.image: LoadedImage | None = None
-        self.prepared: dict[str, PreparedInput] = {}
-        self.inputs_version = 0
-        self.layer: str | None = None
+        self.model_path: Path | None = None  # the file whose model the live tier holds or is loading
+        self._opened = 0  # the session's file opening this panel has set up for
         self.latest_request = 0
         self.class_names: list[str] = []
-        self.requested_at = 0.0
         self.outputs: list[np.ndarray] = []
         self._lost_request = False
-        self.refused = False
         self._request_keys: dict[int, tuple] = {}
 
         self.inputs = InputPanel()
@@ -81,9 +77,15 @@ class ActivationsPanel(QWidget):
         self._progress_timer = QTimer(self, singleShot=True, interval=PROGRESS_AFTER_MS)
         self._progress_timer.timeout.connect(self.progress.show)
 
-        self.inputs.changed.connect(self._inputs_changed)
-        self.call_site.currentIndexChanged.connect(lambda _i: self._request())
+        self.inputs.changed.connect(self._prepare_inputs)
+        self.call_site.currentIndexChanged.connect(
+            lambda _i: session.set_call_site(self.call_site.currentData()) if self.call_site.count() else None)
         self.output_index.currentIndexChanged.connect(lambda _i: self._display())
+        session.graph_changed.connect(self._graph_changed)
+        session.live_load_requested.connect(self._load)
+        session.selection_changed.connect(self.show_current_layer)
+        session.image_changed.connect(self._image_changed)
+        session.inputs_changed.connect(self._request)
         client.model_loaded.connect(self._model_loaded)
         client.activation_ready.connect(self._activation_ready)
         client.request_failed.connect(self._request_failed)
@@ -91,41 +93,52 @@ class ActivationsPanel(QWidget):
         client.status_changed.connect(self._set_status)
 
     # -- model and image
-    def set_model(self, path: Path, graph: LayerGraph, trusted: bool = False, custom_objects: str | None = None,
-                  ) -> None:
-        self.graph, self.layer = graph, None
+    def _graph_changed(self) -> None:
+        """A file was opened: forget the old model's results. A traced structure of the same file changes nothing."""
+        if self.session.opened == self._opened:
+            return
+        self._opened, self.model_path = self.session.opened, self.session.path
         self.cache.clear()
-        self.class_names = _class_names(path)
-        self.specs = file_input_specs(graph)
+        self.class_names = _class_names(self.model_path)
+        self.specs = file_input_specs(self.session.graph)
         self.inputs.set_specs(self.specs, self._suggestion())
         self.title.setText("No layer selected")
-        self.refused = bool(graph.findings) and not trusted
-        if self.refused:  # the structure is shown, but nothing from this file runs without consent
+        self.call_site.clear()
+        self.call_site.hide()
+        self.view.show_message("Waiting for the graph to be drawn…")
+        self._prepare_inputs()
+
+    def _load(self) -> None:
+        session = self.session
+        if session.path is None:
+            return
+        if session.refused and session.custom_objects is None:
+            # The structure is shown, but nothing from this file runs without consent.
             self.view.show_message("Activations are off for this file: the safety check found code or paths in "
                                    "it (see the Findings panel). Trust the file to load it into Keras.")
             return
         self.view.show_message("Click a layer to see what it computes on the input image.")
-        self.client.load(str(path), trusted, custom_objects)
-        self._inputs_changed()
+        self.client.load(str(session.path), session.trusted or session.custom_objects is not None,
+                         session.custom_objects)
+        self._request()
 
-    def set_image(self, path: str) -> bool:
-        try:
-            self.image = load_image(path)
-        except ImageError as error:
-            self.failed.emit(str(error))
-            return False
-        self.inputs.set_image_name(path)
-        self._inputs_changed()
-        return True
+    @property
+    def refused(self) -> bool:
+        return self.session.refused and self.session.custom_objects is None
+
+    def _image_changed(self) -> None:
+        self.inputs.set_image_name(str(self.session.image_path))
+        self._prepare_inputs()
 
     def _suggestion(self) -> Preprocessing:
-        return suggested_preprocessing(self.graph) if self.graph is not None else Preprocessing("unit")
+        graph = self.session.graph
+        return suggested_preprocessing(graph) if graph is not None else Preprocessing("unit")
 
     def _model_loaded(self, loaded: Loaded) -> None:
         if list(loaded.inputs) != self.specs:  # the live model is authoritative (e.g. subclassed models)
             self.specs = list(loaded.inputs)
             self.inputs.set_specs(self.specs, self._suggestion())
-            self._inputs_changed()
+            self._prepare_inputs()
         elif self._lost_request:  # the worker was restarted: ask again for what is on screen
             self._request()
         self._lost_request = False
@@ -137,53 +150,54 @@ class ActivationsPanel(QWidget):
         self.view.show_message(f"The live tier stopped ({reason}). It is restarting; the layer is recomputed "
                                "once the model is loaded again.")
 
-    def _inputs_changed(self) -> None:
-        self.inputs_version += 1
-        self.prepared = {}
+    def _prepare_inputs(self) -> None:
+        prepared = {}
         try:
             for spec in self.specs:
                 source = self.inputs.sources.get(spec.name)
-                self.prepared[spec.name] = prepare_input(spec, source, self.image, self.inputs.preprocessing(),
-                                                         self.inputs.fit_mode())
+                prepared[spec.name] = prepare_input(spec, source, self.session.image, self.inputs.preprocessing(),
+                                                    self.inputs.fit_mode())
         except (ImageError, ValueError) as error:
-            self.prepared = {}
+            self.session.set_inputs({})
             self.view.show_message(str(error))
             return
-        previews = [p.preview for p in self.prepared.values() if p.preview is not None]
+        previews = [p.preview for p in prepared.values() if p.preview is not None]
         self.inputs.show_preview(previews[0] if previews else None)
-        self._request()
+        self.session.set_inputs(prepared)
 
     # -- layers
-    def show_layer(self, path: str) -> None:
-        if self.graph is None or path not in self.graph:
+    def show_current_layer(self) -> None:
+        """Show (compute, or take from the cache) the session's current layer at its call site."""
+        path, graph = self.session.layer, self.session.graph
+        if path is None or graph is None or path not in graph:
             return
-        self.layer = path
-        sites = self.graph.call_sites(path)
+        sites = graph.call_sites(path)
         self.call_site.blockSignals(True)
         self.call_site.clear()
         for index, site in enumerate(sites):
             self.call_site.addItem(f"call {index + 1} of {len(sites)}", site)
+        self.call_site.setCurrentIndex(sites.index(self.session.call_site) if self.session.call_site in sites else 0)
         self.call_site.setVisible(len(sites) > 1)
         self.call_site.blockSignals(False)
         self._request()
 
     def _key(self) -> tuple | None:
-        if self.layer is None or self.call_site.currentData() is None or not self.prepared:
+        session = self.session
+        if session.layer is None or session.call_site is None or not session.inputs:
             return None
-        return (self.inputs_version, self.layer, tuple(self.call_site.currentData()))
+        return (session.inputs_version, session.layer, tuple(session.call_site))
 
     def _request(self) -> None:
         key = self._key()
-        if key is None or self.refused:
+        if key is None or self.refused or self.model_path is None:
             return
-        self.title.setText(f"<b>{escape(self.layer)}</b>")
-        self.requested_at = time.perf_counter()
+        self.title.setText(f"<b>{escape(key[1])}</b>")
         cached = self.cache.get(key)
         if cached is not None:
             self.latest_request = -1
             self._show(cached)
             return
-        arrays = {name: prepared.array for name, prepared in self.prepared.items()}
+        arrays = {name: prepared.array for name, prepared in self.session.inputs.items()}
         self.latest_request = self.client.compute(key[1], key[2], arrays)
         self._request_keys[self.latest_request] = key  # results are cached under the inputs they were made for
         self._progress_timer.start()
@@ -216,13 +230,14 @@ class ActivationsPanel(QWidget):
         self._display()
 
     def _display(self) -> None:
-        if not self.outputs or self.layer is None:
+        layer, graph = self.session.layer, self.session.graph
+        if not self.outputs or layer is None:
             return
         output = self.outputs[max(0, self.output_index.currentIndex())]
-        pictures = [p.picture for p in self.prepared.values() if p.picture is not None]
-        names = self.class_names if self.graph and self.layer in {p.layer for p in self.graph.outputs} else []
-        self.view.show_output(self.layer, output, pictures[0] if pictures else None, names)
-        self.shown.emit(self.layer)
+        pictures = [p.picture for p in self.session.inputs.values() if p.picture is not None]
+        names = self.class_names if graph and layer in {p.layer for p in graph.outputs} else []
+        self.view.show_output(layer, output, pictures[0] if pictures else None, names)
+        self.shown.emit(layer)
 
     def _stop_progress(self) -> None:
         self._progress_timer.stop()

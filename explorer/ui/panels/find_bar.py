@@ -7,6 +7,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
 
 from explorer.model.graph import LayerGraph
+from explorer.ui.session import Session
 
 
 class FindBar(QWidget):
@@ -41,6 +42,10 @@ class FindBar(QWidget):
         self.matches: list[str] = []
         self.position = -1
 
+    def follow(self, session: Session) -> None:
+        session.graph_changed.connect(lambda: self.set_graph(session.graph))
+        self.match_chosen.connect(session.select)
+
     def set_graph(self, graph: LayerGraph | None) -> None:
         """A new model: matches of the previous one no longer mean anything."""
         self.graph, self.matches, self.position = graph, [], -1
@@ -48,8 +53,7 @@ class FindBar(QWidget):
         if self.isVisible():
             self._search(self.edit.text())
 
-    def open(self, graph: LayerGraph | None) -> None:
-        self.graph = graph
+    def open(self) -> None:
         self.show()
         self.edit.setFocus()
         self.edit.selectAll()

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
 from explorer.model.graph import LayerGraph
 from explorer.model.summary import format_shape
+from explorer.ui.session import Session
 from explorer.ui.text import tooltip
 
 PATH_ROLE = 256  # Qt.UserRole: the layer path behind "feeds from / feeds into" rows
@@ -25,6 +26,12 @@ class Inspector(QTreeWidget):
         self.setUniformRowHeights(True)
         self.itemDoubleClicked.connect(self._follow)
         self.current: str | None = None
+
+    def follow(self, session: Session) -> None:
+        session.graph_changed.connect(lambda: self.show_model(session.graph))
+        session.selection_changed.connect(
+            lambda: self.show_layer(session.graph, session.layer) if session.layer != self.current else None)
+        self.layer_requested.connect(session.select)
 
     def show_model(self, graph: LayerGraph) -> None:
         """Shown while no layer is selected: what the model is, its ports and totals."""

@@ -4,12 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-STYLES = {
-    "info": "background: #e8f1fb; color: #1d3f63; border-bottom: 1px solid #b8cfe8;",
-    "warning": "background: #fff4d6; color: #5c4400; border-bottom: 1px solid #e6cf8f;",
-}
+from explorer.model.graph import LayerGraph
+from explorer.ui.session import Session
+from explorer.ui.theme import notice_style
+
+INFO, WARNING = "info", "warning"
+
+
+def notice_for(graph: LayerGraph, trusted: bool) -> tuple[str, str]:
+    """(kind, text) of the notice for this file; empty text when there is nothing to say."""
+    parts = []
+    if graph.kind == "subclassed" and graph.trace:
+        parts.append("This is a subclassed model: its forward pass is a Python method, so the file stores no "
+                     "connections. The graph below was recovered by the live tier, not read from the file: "
+                     f"{graph.trace}.")
+    elif graph.kind == "subclassed":
+        parts.append("This is a subclassed model: its forward pass is a Python method (call), not a data "
+                     "structure, so the file stores no connections between its layers. Shown instead: its "
+                     "constructor config and build shape (Inspector) and the weights of its tracked "
+                     "sublayers; no connection is guessed.")
+    if graph.findings and not trusted:
+        parts.append(f"The safety check found {len(graph.findings)} thing(s) in this file that could run code "
+                     "or touch your system (Findings panel). The structure is shown, since that runs no "
+                     "code; activations stay off unless you trust this file.")
+    elif graph.findings:
+        parts.append("You trusted this file: its code runs in the live tier's separate process.")
+    return (WARNING if graph.findings else INFO), " ".join(parts)
 
 
 class NoticeBar(QWidget):
@@ -17,7 +40,7 @@ class NoticeBar(QWidget):
         super().__init__(parent)
         self.text = QLabel()
         self.text.setWordWrap(True)
-        self.text.setTextFormat(self.text.textFormat().PlainText)  # the file's own strings may appear here
+        self.text.setTextFormat(Qt.TextFormat.PlainText)  # the file's own strings may appear here
         self.button = QPushButton()
         self.button.hide()
         row = QHBoxLayout(self)
@@ -25,15 +48,35 @@ class NoticeBar(QWidget):
         row.addWidget(self.text, 1)
         row.addWidget(self.button)
         self._action: Callable[[], None] | None = None
+        self.kind = INFO
         self.button.clicked.connect(lambda: self._action() if self._action else None)
         self.hide()
 
+    def follow(self, session: Session, ask_trust: Callable[[], None]) -> None:
+        """Show the notice of the open file; its button asks for trust (``ask_trust``)."""
+        def refresh() -> None:
+            if session.graph is None:
+                return self.hide()
+            trusted = session.trusted
+            kind, text = notice_for(session.graph, trusted)
+            if not text:
+                return self.hide()
+            button = "Trust this file…" if session.graph.findings and not trusted else ""
+            return self.show_notice(kind, text, button, ask_trust)
+
+        session.graph_changed.connect(refresh)
+        session.trust_changed.connect(refresh)
+
     def show_notice(self, kind: str, text: str, button: str = "", action: Callable[[], None] | None = None) -> None:
+        self.kind = kind
         self.setObjectName(f"notice_{kind}")
-        self.setStyleSheet(f"NoticeBar, QLabel {{ {STYLES[kind]} }}")
+        self.restyle()
         self.setAutoFillBackground(True)
         self.text.setText(text)
         self._action = action
         self.button.setText(button)
         self.button.setVisible(bool(button))
         self.show()
+
+    def restyle(self) -> None:
+        self.setStyleSheet(f"NoticeBar, QLabel {{ {notice_style(self.kind)} }}")

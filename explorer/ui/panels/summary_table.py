@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView
 
 from explorer.model.graph import LayerGraph
 from explorer.model.summary import output_shape_text
+from explorer.ui.session import Session
 from explorer.ui.text import escape, tooltip
 
 COLUMNS = ("Layer", "Class", "Output shape", "Params", "Connected to")
@@ -108,6 +109,14 @@ class SummaryPanel(QWidget):
         layout.addWidget(self.totals)
         layout.addWidget(self.table)
         self._muted = False
+
+    def follow(self, session: Session) -> None:
+        session.graph_changed.connect(lambda: self.set_graph(session.graph))
+        session.selection_changed.connect(lambda: self.select(session.layer) if session.layer else None)
+        session.chosen_changed.connect(
+            lambda: self.select_many(list(session.chosen)) if len(session.chosen) > 1 else None)
+        self.layer_selected.connect(session.select)
+        self.selection_changed.connect(lambda paths: session.choose(paths if len(paths) > 1 else []))
 
     def set_graph(self, graph: LayerGraph | None) -> None:
         self.model.set_graph(graph)

@@ -1,4 +1,5 @@
-"""Graph export (in the window and from the command line), headless CLI commands, and clean process exits."""
+"""Graph export in the window, and the application process drawing and exiting cleanly (the headless
+commands are tested in tests/cli)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def test_export_actions_write_the_chosen_file(window, monkeypatch, tmp_path, suf
 
 
 def test_export_keeps_the_selected_layer_selected(window, monkeypatch, tmp_path):
-    window.select_layer("merge")
+    window.session.select("merge")
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
                         staticmethod(lambda *args: (str(tmp_path / "graph.png"), "")))
     window.actions_by_name["export_png"].trigger()
@@ -87,81 +88,6 @@ def test_export_to_an_unwritable_place_shows_a_banner(window, monkeypatch, tmp_p
     assert not target.exists()
     assert window.banner.isVisible()
     assert window.banner.text().startswith(f"Cannot write {target}")
-
-
-# --------------------------------------------------------------------------- headless command line
-
-
-@pytest.mark.parametrize("suffix", ["png", "svg"])
-def test_cli_graph_writes_the_image(python, python_env, ui_model, tmp_path, suffix):
-    out = tmp_path / f"out.{suffix}"
-    result = _run(python, python_env, "-m", "explorer", "graph", str(ui_model.path), "-o", str(out))
-    assert result.returncode == 0, result.stderr
-    _assert_clean(result.stderr)
-    assert out.exists() and out.stat().st_size > 0
-    assert result.stdout.strip() == str(out)
-    if suffix == "png":
-        image = QImage(str(out))
-        assert not image.isNull() and image.width() > 0 and image.height() > 0
-    else:
-        assert "<svg" in out.read_text(encoding="utf-8")
-
-
-def test_cli_graph_expand_draws_the_nested_layers(python, python_env, ui_model, tmp_path):
-    collapsed, expanded = tmp_path / "collapsed.svg", tmp_path / "expanded.svg"
-    for out, extra in ((collapsed, []), (expanded, ["--expand"])):
-        result = _run(python, python_env, "-m", "explorer", "graph", str(ui_model.path), "-o", str(out), *extra)
-        assert result.returncode == 0, result.stderr
-    assert "inner_dense" not in collapsed.read_text(encoding="utf-8")
-    assert "inner_dense" in expanded.read_text(encoding="utf-8")
-
-
-def test_cli_summary_json(python, python_env, ui_model):
-    result = _run(python, python_env, "-m", "explorer", "summary", str(ui_model.path), "--json")
-    assert result.returncode == 0, result.stderr
-    _assert_clean(result.stderr)
-    data = json.loads(result.stdout)
-    assert data["model"]["name"] == ui_model.name
-    assert data["model"]["total_params"] == ui_model.total_params
-    assert data["model"]["trainable_params"] == ui_model.trainable_params
-    assert len(data["layers"]) == len(ui_model.layer_paths)
-    assert [layer["name"] for layer in data["layers"]] == [p.rsplit("/", 1)[-1] for p in ui_model.layer_paths]
-    shared = next(layer for layer in data["layers"] if layer["name"] == "shared_dense")
-    assert shared["calls"] == 2 and shared["inbound"] == ["input_a", "input_b"]
-
-
-def test_cli_summary_text(python, python_env, ui_model):
-    result = _run(python, python_env, "-m", "explorer", "summary", str(ui_model.path))
-    assert result.returncode == 0, result.stderr
-    assert f'Model: "{ui_model.name}"' in result.stdout
-    assert f"Total params: {ui_model.total_params:,}" in result.stdout
-
-
-def _bad_inputs(tmp_path, ui_model):
-    empty = tmp_path / "empty.keras"
-    empty.write_bytes(b"")
-    noise = tmp_path / "noise.keras"
-    noise.write_bytes(b"\x00\x13garbage" * 100)
-    return {
-        "missing": (["summary", str(tmp_path / "missing.keras")], "no such file"),
-        "empty": (["summary", str(empty), "--json"], "the file is empty"),
-        "noise": (["graph", str(noise), "-o", str(tmp_path / "x.png")], "not a Keras model"),
-        "format": (["graph", str(ui_model.path), "-o", str(tmp_path / "x.jpg")], "unsupported output"),
-        "folder": (["graph", str(ui_model.path), "-o", str(tmp_path / "nowhere" / "x.png")], "could not write"),
-    }
-
-
-@pytest.mark.parametrize("case", ["missing", "empty", "noise", "format", "folder"])
-def test_cli_errors_are_one_line_without_traceback(python, python_env, ui_model, tmp_path, case):
-    args, reason = _bad_inputs(tmp_path, ui_model)[case]
-    result = _run(python, python_env, "-m", "explorer", *args)
-    assert result.returncode != 0
-    _assert_clean(result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("keras-explorer: ")
-    assert reason in lines[0]
-    assert result.stdout == ""
 
 
 # --------------------------------------------------------------------------- the application process
@@ -184,12 +110,15 @@ APP_DRIVER = textwrap.dedent("""
             seen["drawn"] += 1
             seen["boxes"] = len(window.graph_view.items_by_path)
         window.graph_drawn.connect(drawn)
+        if len(sys.argv) > 3:  # finish as soon as a layer's feature maps are on screen
+            window.activations.shown.connect(lambda layer: (print("SHOWN", layer), finish()))
 
     def finish():
         for widget in app.topLevelWidgets():
             if isinstance(widget, MainWindow):
                 print("TITLE", widget.windowTitle())
                 print("BANNER", widget.banner.isVisible())
+                print("SELECTED", widget.session.layer)
                 widget.close()
         print("DRAWN", seen["drawn"], "BOXES", seen["boxes"], flush=True)
         app.quit()
@@ -224,14 +153,20 @@ def test_app_process_with_a_bad_file_shows_the_banner_and_exits_cleanly(python, 
     assert "DRAWN 0" in result.stdout
 
 
-def test_app_process_without_arguments_opens_the_demo_model(python, python_env, models, tmp_path):
+def test_app_process_without_arguments_opens_the_demo_on_a_telling_layer(python, python_env, models, tmp_path):
+    """First run: the demo opens with a layer inside a nested model selected (so that model is drawn open)
+    and its feature maps on the sample image, not an empty "click a layer" panel."""
     if models.demo is None:
         pytest.skip("resources/demo_model.keras is not present")
-    result = _run(python, python_env, "-c", APP_DRIVER, "[]", "2500", cwd=tmp_path)
+    result = _run(python, python_env, "-c", APP_DRIVER, "[]", "150000", "until-shown", cwd=tmp_path,
+                  timeout=180)
     assert result.returncode == 0, result.stderr
     _assert_clean(result.stderr)
     assert f"TITLE {models.demo.path.name}" in result.stdout
-    assert f"DRAWN 1 BOXES {len(models.demo.top_level)}" in result.stdout
+    assert "SHOWN res_stage1/res_stage1_relu" in result.stdout, result.stdout
+    assert "SELECTED res_stage1/res_stage1_relu" in result.stdout
+    nested = sum(1 for path in models.demo.layer_paths if path.startswith("res_stage1/") and path.count("/") == 1)
+    assert f"DRAWN 2 BOXES {len(models.demo.top_level) - 1 + nested}" in result.stdout, result.stdout
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pyqtgraph") is None, reason="pyqtgraph is not installed")

@@ -1,7 +1,7 @@
-"""Feature-extractor export from the command line (real subprocesses) and from the window (real live tier).
+"""Feature-extractor export from the window (real live tier), compared with the command line's features.
 
-``python -m explorer export`` and ``features`` run on the bundled demo model; every command that reaches
-TensorFlow costs seconds, so they are all started together once per module and the tests read the results.
+``python -m explorer features`` runs on the bundled demo model in the background while the window's tests run
+(it costs seconds of TensorFlow import); the other export commands are tested in tests/cli.
 The window is one MainWindow with its live-tier worker for the whole module; the only stub is the answer to
 the save dialog.
 """
@@ -30,13 +30,12 @@ from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtTest import QTest
 
 from explorer.resources import demo_model, resources_dir
-from explorer.runtime.export import SAVEDMODEL_METADATA, read_export_metadata
-from explorer.ui.export_actions import KERAS_FILTER
+from explorer.runtime.export import read_export_metadata
+from explorer.ui.exports import KERAS_FILTER
 
 DEMO = demo_model().resolve()
 IMAGES = resources_dir() / "images"
 BRICK = (IMAGES / "brick.png").resolve()
-NESTED = "res_stage1/res_stage1_block_a/res_stage1_block_a_conv"
 CLI_TIMEOUT_S = 240
 START_S = 120.0  # the worker imports TensorFlow: seconds, more on a busy machine
 SHOW_MS = 90000
@@ -71,17 +70,9 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _commands(work: Path) -> dict[str, list[str]]:
-    demo = str(DEMO)
-    return {
-        "keras": ["export", demo, "--layer", "stem", "--layer", NESTED, "--layer", "shared_mixer",
-                  "--call", "0", "--call", "0", "--call", "1", "-o", str(work / "demo_features.keras")],
-        "savedmodel": ["export", demo, "--layer", "res_stage2/res_stage2_relu", "--layer", "merge_branches",
-                       "--format", "savedmodel", "-o", str(work / "demo_savedmodel")],
-        "features": ["features", demo, "--layer", "global_pool", "--images", str(work / "images"),
-                     "--batch-size", "2", "-o", str(work / "feats.npz")],
-        "bad_layer": ["export", demo, "--layer", "stem", "--layer", "no_such_layer", "-o", str(work / "bad.keras")],
-        "bad_call": ["export", demo, "--layer", "shared_mixer", "--call", "2", "-o", str(work / "bad_call.keras")],
-    }
+    """The batch command the window's features are compared with (the other commands: tests/cli)."""
+    return {"features": ["features", str(DEMO), "--layer", "global_pool", "--images", str(work / "images"),
+                         "--batch-size", "2", "-o", str(work / "feats.npz")]}
 
 
 class Runs:
@@ -152,17 +143,17 @@ def live_window(qapp, runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> I
 def demo(qtbot, live_window) -> Any:
     """The window showing the demo model with brick.png prepared as its input."""
     window = live_window
-    if window.model_path != DEMO:
+    if window.session.path != DEMO:
         # The worker loads the file once the graph is drawn; wait for that too (see the test of a layer
         # selected while it loads).
         with qtbot.waitSignal(window.live.model_loaded, timeout=START_S * 1000), \
                 qtbot.waitSignal(window.graph_drawn, timeout=DRAW_MS,
-                                 check_params_cb=lambda *_: window.model_path == DEMO):
+                                 check_params_cb=lambda *_: window.session.path == DEMO):
             window.open_model(DEMO)
     panel = window.activations
-    if panel.image is None or Path(panel.image.source).resolve() != BRICK:
+    if panel.session.image is None or Path(panel.session.image.source).resolve() != BRICK:
         window.open_image(BRICK)
-    qtbot.waitUntil(lambda: bool(panel.prepared) and panel.graph is window.graph, timeout=DRAW_MS)
+    qtbot.waitUntil(lambda: bool(panel.session.inputs) and panel.model_path == window.session.path, timeout=DRAW_MS)
     return window
 
 
@@ -170,10 +161,10 @@ def _show(qtbot, window: Any, path: str) -> np.ndarray:
     """Select ``path`` as a click would and wait until its output is on screen."""
     panel = window.activations
     with qtbot.waitSignal(panel.shown, timeout=SHOW_MS, check_params_cb=lambda shown: shown == path):
-        if panel.layer == path:
-            panel.show_layer(path)
+        if panel.session.layer == path:
+            panel.show_current_layer()
         else:
-            window.select_layer(path)
+            window.session.select(path)
     return np.array(panel.view.array)
 
 
@@ -185,14 +176,15 @@ def _answer_save_dialog(monkeypatch, path: Path, chosen_filter: str) -> list[tup
         asked.append((caption, default, filters))
         return str(path), chosen_filter
 
-    monkeypatch.setattr("explorer.ui.export_actions.QFileDialog.getSaveFileName", answer)
+    monkeypatch.setattr("explorer.ui.exports.QFileDialog.getSaveFileName", answer)
     return asked
 
 
 def test_copy_as_python_names_the_model_file(qtbot, demo) -> None:
     _show(qtbot, demo, "stem")
-    demo.graph_view.select_many(["stem", "shared_mixer"])
-    assert demo.selected_layers() == ["stem", "shared_mixer"]
+    demo.session.choose(["stem", "shared_mixer"])  # as Ctrl+click does
+    assert demo.graph_view.selected_paths() == ["stem", "shared_mixer"]
+    assert [t.layer for t in demo.session.export_targets()] == ["stem", "shared_mixer"]
     QGuiApplication.clipboard().clear()
     demo.actions_by_name["copy_python"].trigger()
     code = QGuiApplication.clipboard().text()
@@ -243,7 +235,7 @@ def test_layer_selected_while_the_model_loads_is_shown(qtbot, demo) -> None:
     try:
         with qtbot.waitSignal(demo.live.activation_ready, timeout=SHOW_MS,
                               check_params_cb=lambda activation: activation.layer == "stem"):
-            demo.select_layer("stem")
+            demo.session.select("stem")
         qtbot.waitUntil(lambda: "stem" in shown, timeout=3000)
     finally:
         demo.activations.shown.disconnect(shown.append)
@@ -252,8 +244,9 @@ def test_layer_selected_while_the_model_loads_is_shown(qtbot, demo) -> None:
 def test_export_extractor_from_the_window(qtbot, demo, monkeypatch, tmp_path: Path) -> None:
     """Select, multi-select, File > Export Feature Extractor, wait for the verification, open the result."""
     _show(qtbot, demo, "stem")
-    demo.graph_view.select_many(["stem", "shared_mixer"])
-    assert demo.selected_layers() == ["stem", "shared_mixer"]
+    demo.session.choose(["stem", "shared_mixer"])  # as Ctrl+click does
+    assert demo.graph_view.selected_paths() == ["stem", "shared_mixer"]
+    assert [t.layer for t in demo.session.export_targets()] == ["stem", "shared_mixer"]
     out = tmp_path / "x.keras"
     asked = _answer_save_dialog(monkeypatch, out, KERAS_FILTER)
     with qtbot.waitSignal(demo.live.export_done, timeout=EXPORT_MS) as done:
@@ -261,7 +254,7 @@ def test_export_extractor_from_the_window(qtbot, demo, monkeypatch, tmp_path: Pa
     assert asked and asked[0][1].endswith("demo_model_features.keras"), asked
     exported = done.args[0]
     report = exported.report
-    assert exported.request == demo.export_request
+    assert exported.request == demo.exports.request
     assert report.verified, report.message
     assert report.max_abs_diff <= 1e-6
     assert Path(report.path) == out and out.is_file()
@@ -272,7 +265,7 @@ def test_export_extractor_from_the_window(qtbot, demo, monkeypatch, tmp_path: Pa
     assert info is not None and info["source"] == str(DEMO)
     assert [(e["layer"], e["call_site"]) for e in info["layers"]] == [("stem", [0]), ("shared_mixer", [0])]
 
-    with qtbot.waitSignal(demo.graph_drawn, timeout=DRAW_MS, check_params_cb=lambda *_: demo.model_path == out):
+    with qtbot.waitSignal(demo.graph_drawn, timeout=DRAW_MS, check_params_cb=lambda *_: demo.session.path == out):
         demo.open_model(out)
     tree = demo.inspector
     sections = {tree.topLevelItem(i).text(0): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())}
@@ -281,59 +274,5 @@ def test_export_extractor_from_the_window(qtbot, demo, monkeypatch, tmp_path: Pa
     rows = [(origin.child(i).text(0), origin.child(i).text(1)) for i in range(origin.childCount())]
     assert ("from", str(DEMO)) in rows, rows
     assert ("layer", "stem (call site [0])") in rows and ("layer", "shared_mixer (call site [0])") in rows, rows
-    assert not demo.graph.findings, f"an exported extractor must open without trust: {demo.graph.findings}"
-
-
-# --------------------------------------------------------------------------- command results
-
-
-def test_cli_export_keras_with_several_layers(runs: Runs, work: Path) -> None:
-    run = runs["keras"]
-    _ok(run)
-    out = work / "demo_features.keras"
-    assert out.is_file()
-    assert str(out) in run.stdout and "verified" in run.stdout, run.stdout
-    info = read_export_metadata(out)
-    assert info is not None and info["source"] == str(DEMO)
-    assert [(e["layer"], tuple(e["call_site"]), e["output"]) for e in info["layers"]] == [
-        ("stem", (0,), "stem"),
-        (NESTED, (0, 0, 0), NESTED.replace("/", "__")),
-        ("shared_mixer", (1,), "shared_mixer__call1"),
-    ]
-
-
-def test_cli_export_savedmodel(runs: Runs, work: Path) -> None:
-    run = runs["savedmodel"]
-    _ok(run)
-    out = work / "demo_savedmodel"
-    assert out.is_dir() and (out / "saved_model.pb").is_file() and (out / SAVEDMODEL_METADATA).is_file()
-    assert "verified" in run.stdout, run.stdout
-    info = read_export_metadata(out)
-    assert info is not None
-    assert [e["layer"] for e in info["layers"]] == ["res_stage2/res_stage2_relu", "merge_branches"]
-
-
-@pytest.mark.parametrize(("name", "message"), [("bad_layer", "no layer 'no_such_layer'"),
-                                               ("bad_call", r"runs at 2 call site(s)")])
-def test_cli_export_refuses_a_bad_target_in_one_line(runs: Runs, work: Path, name: str,
-                                                     message: str) -> None:
-    run = runs[name]
-    assert run.returncode != 0
-    assert "Traceback" not in run.stderr
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1, run.stderr
-    assert lines[0].startswith("keras-explorer: ") and message in lines[0], lines[0]
-    assert not (work / f"{name}.keras").exists()
-
-
-def test_cli_features_skip_a_broken_image(runs: Runs, work: Path) -> None:
-    run = runs["features"]
-    _ok(run)
-    with np.load(work / "feats.npz") as saved:
-        features, files = saved["features"], [str(f) for f in saved["files"]]
-    assert [Path(f).name for f in files] == ["brick.png", "grass.png"]
-    assert features.shape == (2, 128) and features.dtype == np.float32
-    assert np.all(np.isfinite(features)) and not np.allclose(features[0], features[1])
-    skipped = [line for line in run.stderr.splitlines() if line.startswith("skipped ")]
-    assert len(skipped) == 1 and "broken.png" in skipped[0], run.stderr
-    assert "2 images" in run.stdout and "1 skipped" in run.stdout, run.stdout
+    findings = demo.session.graph.findings
+    assert not findings, f"an exported extractor must open without trust: {findings}"

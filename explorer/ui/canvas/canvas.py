@@ -1,0 +1,89 @@
+"""Keeps the graph view in step with the session: lays the graph out (Graphviz, off the GUI thread) whenever the
+graph or the open nested models change, and turns clicks into session changes."""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QObject, Signal
+
+from explorer.layout.graphviz import Layout, compute_layout
+from explorer.layout.view_graph import ViewGraph, build_view
+from explorer.ui.canvas.scene import box_sizes
+from explorer.ui.canvas.view import GraphView
+from explorer.ui.session import Session
+from explorer.ui.tasks import TaskRunner
+
+
+class GraphCanvas(QObject):
+    drawn = Signal()  # the current graph is on screen (tests and benchmarks wait for it)
+
+    def __init__(self, session: Session, view: GraphView) -> None:
+        super().__init__(view)
+        self.session, self.view = session, view
+        self.tasks = TaskRunner(self)
+        self._reveal: str | None = None  # a layer to centre on once the pending layout is drawn
+        self._pending = False  # a layout is under way: what is on screen is about to be replaced
+        session.graph_changed.connect(self._graph_changed)
+        session.expanded_changed.connect(lambda: self.relayout(keep_view=True))
+        session.selection_changed.connect(self._selection_changed)
+        session.chosen_changed.connect(self._chosen_changed)
+        view.layer_selected.connect(session.select)
+        view.group_toggled.connect(self._toggle)
+        view.selection_changed.connect(lambda paths: session.choose(paths if len(paths) > 1 else []))
+
+    def _graph_changed(self) -> None:
+        self.view.clear()
+        self.relayout(keep_view=False)
+
+    def relayout(self, keep_view: bool = True) -> None:
+        graph = self.session.graph
+        if graph is None:
+            return
+        view = build_view(graph, self.session.expanded)
+        sizes = box_sizes(view)  # measured here: fonts belong to the GUI thread
+        self.session.message.emit(f"Laying out {len(view.nodes)} layers…")
+        self._pending = True
+
+        def work(cancelled: threading.Event) -> Layout:
+            return compute_layout(view, sizes, cancelled)
+
+        self.tasks.submit("layout", work, lambda layout: self._draw(view, layout, keep_view), self._failed)
+
+    def _draw(self, view: ViewGraph, layout: Layout, keep_view: bool) -> None:
+        self._pending = False
+        self.view.show_layout(view, layout, keep_view)
+        graph = view.graph
+        self.session.message.emit(f"{graph.name}: {len(graph.nodes)} layers, {graph.totals[0]:,} params — "
+                                  f"{self.session.path}")
+        if self._reveal:
+            path, self._reveal = self._reveal, None
+            self.view.select(path)
+        self.session.drawn()
+        self.drawn.emit()
+
+    def _failed(self, error: BaseException) -> None:
+        self._pending = False
+        self.session.fail(f"Cannot lay out the graph: {getattr(error, 'reason', None) or error}", error)
+        self.session.drawn()  # activations do not need the drawing
+
+    def _selection_changed(self) -> None:
+        path = self.session.layer
+        if path is None:
+            return
+        if self._pending:
+            self._reveal = path  # e.g. inside a nested model being opened: select it once drawn
+        else:
+            self.view.select(path)
+
+    def _chosen_changed(self) -> None:
+        if len(self.session.chosen) > 1:
+            self.view.select_many(list(self.session.chosen))
+
+    def _toggle(self, path: str) -> None:
+        self._reveal = path  # keep the opened or closed model in sight
+        self.session.toggle_group(path)
+        self.session.select(path)
+
+    def shutdown(self) -> None:
+        self.tasks.shutdown()

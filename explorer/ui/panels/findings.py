@@ -1,0 +1,25 @@
+"""The Findings panel: what the static safety check found in the open file, one line each."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QListWidget, QWidget
+
+from explorer.ui.session import Session
+
+
+class FindingsList(QListWidget):
+    presence_changed = Signal(bool)  # whether the open file has findings (the dock shows only then)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("findingsList")
+
+    def follow(self, session: Session) -> None:
+        def refresh() -> None:
+            findings = session.graph.findings if session.graph is not None else ()
+            self.clear()
+            self.addItems([str(finding) for finding in findings])
+            self.presence_changed.emit(bool(findings))
+
+        session.graph_changed.connect(refresh)

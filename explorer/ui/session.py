@@ -1,0 +1,202 @@
+"""The window's state in one object: the open file, its graph, the open nested models, the selection, trust
+and the current input. Panels read it and subscribe to its signals; actions change it; nothing else stores
+a copy (the napari ViewerModel pattern)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from explorer.inputs.images import ImageError, LoadedImage, load_image
+from explorer.inputs.sources import PreparedInput
+from explorer.model.files import load_graph
+from explorer.model.graph import LayerGraph, Target
+from explorer.model.traced import Trace, traced_graph
+from explorer.text import BANNER, one_line
+from explorer.ui.settings import Settings
+from explorer.ui.tasks import TaskRunner
+from explorer.ui.trust import TrustStore
+
+log = logging.getLogger(__name__)
+
+
+class Session(QObject):
+    graph_changed = Signal()  # a file was opened, or the live tier traced its structure: ``graph`` is new
+    expanded_changed = Signal()  # nested models were opened or closed: redraw
+    selection_changed = Signal()  # the current layer or its call site
+    chosen_changed = Signal()  # the multi-selection (layers to export)
+    trust_changed = Signal()
+    image_changed = Signal()
+    inputs_changed = Signal()  # the arrays fed to the model
+    live_load_requested = Signal()  # load ``path`` into the live tier now (drawn, trusted, custom objects)
+    message = Signal(str)  # for the status bar
+    failed = Signal(str)  # one line for the error banner
+
+    def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.trust_store = TrustStore(settings)
+        self.tasks = TaskRunner(self)
+        self.path: Path | None = None
+        self.opened = 0  # counts set_file calls: a reopened file is new to whoever keeps results of the old one
+        self.graph: LayerGraph | None = None
+        self.expanded: frozenset[str] = frozenset()
+        self.layer: str | None = None
+        self.call_site: tuple[int, ...] | None = None
+        self.chosen: tuple[str, ...] = ()
+        self.custom_objects: str | None = None
+        self.image: LoadedImage | None = None
+        self.image_path: Path | None = None
+        self.inputs: dict[str, PreparedInput] = {}
+        self.inputs_version = 0
+        self._live_pending = False
+
+    # -- the file
+    def open(self, path: str | Path) -> None:
+        """Read the file in the background; ``graph_changed`` follows, or ``failed``."""
+        path = Path(path)
+        self.message.emit(f"Reading {path.name}…")
+        self.tasks.submit("load", lambda _cancelled: load_graph(path), lambda graph: self.set_file(path, graph),
+                          lambda error: self.fail(f"Cannot open {path.name}: {_reason(error)}", error))
+
+    def set_file(self, path: Path, graph: LayerGraph) -> None:
+        self.path, self.graph = path.resolve(), graph
+        self.opened += 1
+        self.expanded, self.layer, self.call_site, self.chosen = frozenset(), None, None, ()
+        self.custom_objects = None
+        self._live_pending = True  # the worker loads the model once the graph is drawn, not competing with it
+        self.settings.add_recent(str(self.path))
+        log.info("opened %s (%d layers, %d findings)", self.path, len(graph.nodes), len(graph.findings))
+        self.graph_changed.emit()
+
+    def apply_trace(self, trace: Trace) -> None:
+        """The live tier traced a subclassed model: show what was observed, labelled as such."""
+        if self.graph is None or self.graph.kind not in ("subclassed", "unknown") or self.graph.trace:
+            return
+        self.graph = traced_graph(trace, self.graph)
+        self.graph_changed.emit()
+
+    def drawn(self) -> None:
+        """The graph is on screen (or could not be laid out): now the live tier may load the model."""
+        if self._live_pending and self.graph is not None:
+            self._live_pending = False
+            self.live_load_requested.emit()
+
+    # -- expand / collapse
+    def toggle_group(self, path: str) -> None:
+        if path in self.expanded:
+            self._set_expanded({p for p in self.expanded if p != path and not p.startswith(path + "/")})
+        else:
+            self._set_expanded(self.expanded | {path})
+
+    def set_all_expanded(self, expanded: bool) -> None:
+        if self.graph is not None:
+            self._set_expanded({n.path for n in self.graph.nodes if n.is_group} if expanded else set())
+
+    def _set_expanded(self, paths: set[str] | frozenset[str]) -> None:
+        self.expanded = frozenset(paths)
+        self.expanded_changed.emit()
+
+    # -- selection
+    def select(self, path: str) -> None:
+        """Make ``path`` the current layer; nested models hiding it are opened first."""
+        if self.graph is None or path not in self.graph:
+            return
+        hidden = self._collapsed_ancestors(path)
+        if hidden:
+            self._set_expanded(self.expanded | hidden)
+        if path != self.layer or hidden:  # hidden: the view must select it again once the models are open
+            if path != self.layer:
+                self.layer, self.call_site = path, self.graph.call_sites(path)[0]
+            self.selection_changed.emit()
+
+    def set_call_site(self, call_site: tuple[int, ...]) -> None:
+        if self.layer is not None and tuple(call_site) != self.call_site:
+            self.call_site = tuple(call_site)
+            self.selection_changed.emit()
+
+    def choose(self, paths: list[str]) -> None:
+        """The layers picked together (Ctrl+click) for an export."""
+        if tuple(paths) != self.chosen:
+            self.chosen = tuple(paths)
+            self.chosen_changed.emit()
+
+    def export_targets(self) -> list[Target]:
+        """The chosen layers (else the current one), each at its first call site, the current layer at the call
+        site picked for it."""
+        if self.graph is None:
+            return []
+        paths = list(self.chosen) or ([self.layer] if self.layer else [])
+        return [Target(path, self.call_site if path == self.layer and self.call_site else
+                       self.graph.call_sites(path)[0]) for path in paths]
+
+    def _collapsed_ancestors(self, path: str) -> set[str]:
+        ancestors, parent = set(), self.graph.node(path).parent
+        while parent is not None:
+            if parent not in self.expanded:
+                ancestors.add(parent)
+            parent = self.graph.node(parent).parent
+        return ancestors
+
+    # -- trust
+    @property
+    def trusted(self) -> bool:
+        """The user consented to running what this file's findings name (remembered by its content hash)."""
+        if self.graph is None or not self.graph.findings or self.path is None:
+            return False
+        return self.trust_store.is_trusted(self.path)
+
+    @property
+    def refused(self) -> bool:
+        """Nothing from this file may run: it has findings and the user has not trusted it."""
+        return self.graph is not None and bool(self.graph.findings) and not self.trusted
+
+    def trust(self, load: bool = True) -> None:
+        if self.path is None:
+            return
+        self.trust_store.remember(self.path)
+        log.info("trusted %s", self.path)
+        self.trust_changed.emit()
+        if load:
+            self.live_load_requested.emit()
+
+    def set_custom_objects(self, path: str) -> None:
+        """The Python file defining this model's classes (run in the live tier: the caller has asked for trust)."""
+        self.custom_objects = path
+        self.live_load_requested.emit()
+
+    # -- input
+    def set_image(self, path: str | Path) -> bool:
+        try:
+            self.image = load_image(path)
+        except ImageError as error:
+            self.message.emit(str(error))
+            return False
+        self.image_path = Path(path)
+        self.message.emit(f"Image {Path(path).name}")
+        self.image_changed.emit()
+        return True
+
+    def set_inputs(self, inputs: dict[str, PreparedInput]) -> None:
+        self.inputs = inputs
+        self.inputs_version += 1
+        self.inputs_changed.emit()
+
+    # -- reporting
+    def fail(self, message: str, error: BaseException | None = None) -> None:
+        line = one_line(message, BANNER)  # it may quote what the file's author wrote
+        if error is not None and not hasattr(error, "reason"):
+            log.error("%s", line, exc_info=(type(error), error, error.__traceback__))
+        else:
+            log.warning("%s", line)
+        self.failed.emit(line)
+
+    def close(self) -> None:
+        self.tasks.shutdown()
+
+
+def _reason(error: BaseException) -> str:
+    """What the user reads: the reason for our own errors, the exception text for anything unexpected."""
+    return getattr(error, "reason", None) or str(error) or type(error).__name__
