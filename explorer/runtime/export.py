@@ -90,19 +90,6 @@ def export_extractor(model: Any, source: str | Path, targets: list[Target], out_
     return _verify(out, fmt, inputs, expected, names, trust)
 
 
-def read_export_metadata(path: str | Path) -> dict[str, Any] | None:
-    """Provenance recorded by an export, or None for other files (no TensorFlow needed)."""
-    file = Path(path)
-    try:
-        if file.is_dir():
-            return json.loads((file / SAVEDMODEL_METADATA).read_text())
-        with zipfile.ZipFile(file) as archive:
-            metadata = json.loads(archive.read("metadata.json"))
-        return metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
-
-
 def _add_metadata(path: Path, info: dict[str, Any]) -> None:
     """Record provenance in the archive's metadata.json (Keras only reads its own keys from it)."""
     temporary = path.with_name(path.name + ".tmp")

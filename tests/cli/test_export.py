@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from explorer.resources import demo_model, resources_dir
-from explorer.runtime.export import SAVEDMODEL_METADATA, read_export_metadata
+from explorer.runtime.export import SAVEDMODEL_METADATA
+from tests.support.exports import read_export_metadata
 
 DEMO = demo_model().resolve()
 IMAGES = resources_dir() / "images"

@@ -41,13 +41,13 @@ from explorer.runtime.export import (
     TOLERANCE,
     build_multi_extractor,
     export_extractor,
-    read_export_metadata,
 )
 from explorer.runtime.extraction import build_extractor, run_extractor
 from explorer.runtime.features import extract_features
 from explorer.runtime.keras_graph import input_specs
 from explorer.runtime.loading import load_model
 from explorer.runtime.snippet import python_snippet
+from tests.support.exports import read_export_metadata
 from tests.support.interpreter import Site, run_model
 from tests.support.models import (
     build_functional_cnn,

@@ -30,8 +30,8 @@ from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtTest import QTest
 
 from explorer.resources import demo_model, resources_dir
-from explorer.runtime.export import read_export_metadata
 from explorer.ui.exports import KERAS_FILTER
+from tests.support.exports import read_export_metadata
 
 DEMO = demo_model().resolve()
 IMAGES = resources_dir() / "images"
@@ -44,7 +44,6 @@ EXPORT_MS = 180000  # build, save, and a verification process that imports Tenso
 ATOL = 1e-4
 
 pytestmark = pytest.mark.skipif(not DEMO.exists() or not BRICK.exists(), reason="the bundled demo is missing")
-
 
 # --------------------------------------------------------------------------- the command line
 

@@ -17,7 +17,7 @@ from explorer.inputs.sources import file_input_specs, prepare_input, suggested_p
 from explorer.live.cache import ActivationCache
 from explorer.live.protocol import Activation, Loaded, WorkerState
 from explorer.model.graph import InputSpec
-from explorer.ui.activations.feature_view import FeatureView
+from explorer.ui.activations.feature_view import MESSAGE, FeatureView
 from explorer.ui.activations.input_panel import InputPanel
 from explorer.ui.live_client import LiveClient
 from explorer.ui.session import Session
@@ -117,7 +117,8 @@ class ActivationsPanel(QWidget):
             self.view.show_message("Activations are off for this file: the safety check found code or paths in "
                                    "it (see the Findings panel). Trust the file to load it into Keras.")
             return
-        self.view.show_message("Click a layer to see what it computes on the input image.")
+        if session.layer is None:
+            self.view.show_message("Click a layer to see what it computes on the input image.")
         self.client.load(str(session.path), session.trusted or session.custom_objects is not None,
                          session.custom_objects)
         self._request()
@@ -197,6 +198,8 @@ class ActivationsPanel(QWidget):
             self.latest_request = -1
             self._show(cached)
             return
+        if self.view.pages.currentIndex() == MESSAGE:  # no output on screen: say what is coming
+            self.view.show_message(f"Computing {key[1]}…")
         arrays = {name: prepared.array for name, prepared in self.session.inputs.items()}
         self.latest_request = self.client.compute(key[1], key[2], arrays)
         self._request_keys[self.latest_request] = key  # results are cached under the inputs they were made for
