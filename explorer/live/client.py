@@ -27,6 +27,7 @@ from explorer.model.graph import Target
 log = logging.getLogger(__name__)
 DEFAULT_MEMORY_CAP = 8 << 30
 DEFAULT_TIMEOUT_S = 300.0
+MAX_FAILED_STARTS = 3  # workers in a row that end before reporting ready
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class LiveTier:
         self._trusted = self._tainted = False
         self._custom_objects: str | None = None
         self._stopping = False
+        self._failed_starts = 0
         self.peak_rss = 0
         atexit.register(self.detach)  # at interpreter exit the worker dies with us: do not restart it
 
@@ -149,19 +151,28 @@ class LiveTier:
 
     # -- background threads
     def _read(self, connection: Connection, generation: int) -> None:
+        came_up = False
         while True:
             try:
                 event = connection.recv()
             except (EOFError, OSError):
                 break
+            if isinstance(event, Status) and event.state == WorkerState.READY:
+                came_up, self._failed_starts = True, 0
             if isinstance(event, Failed) and event.detail:
                 log.error("live tier, request %d: %s\n%s", event.request, event.message, event.detail)
             if isinstance(event, Status):
                 self._busy_since = time.monotonic() if event.state in WorkerState.BUSY else None
             self.on_event(event)
-        if generation == self._generation and not self._stopping:
-            self.on_event(Status(WorkerState.FAILED, "the live tier stopped unexpectedly; restarting it"))
-            self.restart("the worker process ended unexpectedly")
+        if generation != self._generation or self._stopping:
+            return
+        self._failed_starts = 0 if came_up else self._failed_starts + 1
+        if self._failed_starts >= MAX_FAILED_STARTS:  # it dies before it is up: restarting would only loop
+            log.error("live tier gave up: the worker ended %d times before it was ready", self._failed_starts)
+            self.on_event(Status(WorkerState.FAILED, "the live tier cannot start (details in the log)"))
+            return
+        self.on_event(Status(WorkerState.FAILED, "the live tier stopped unexpectedly; restarting it"))
+        self.restart("the worker process ended unexpectedly")
 
     def _watch(self, process: multiprocessing.process.BaseProcess, generation: int) -> None:
         while generation == self._generation and process.is_alive():

@@ -341,3 +341,23 @@ def test_stop_ends_the_process(models) -> None:
         assert "not running" in failed.message
     finally:
         _stop_for_good(tier)
+
+
+def test_a_worker_that_cannot_start_is_not_restarted_for_ever(monkeypatch) -> None:
+    """A broken installation (here: Keras asked for a backend that does not exist) kills every worker before it
+    is ready: after a few tries the tier says so once, instead of respawning TensorFlow in a loop."""
+    from explorer.live.client import MAX_FAILED_STARTS
+
+    monkeypatch.setenv("KERAS_BACKEND", "no_such_backend")  # inherited by the spawned worker
+    events = Events()
+    tier = LiveTier(events, worker_main)
+    tier.start()
+    try:
+        gave_up = events.wait_for(lambda e: isinstance(e, Status) and "cannot start" in e.detail, START_TIMEOUT,
+                                  "the tier giving up")
+        assert gave_up.state == WorkerState.FAILED
+        lost = [e for e in events.seen if isinstance(e, WorkerLost)]
+        assert len(lost) == MAX_FAILED_STARTS - 1  # restarted twice, then no more
+        assert not [e for e in events.collect(2.0) if isinstance(e, Status) and e.state == WorkerState.STARTING]
+    finally:
+        _stop_for_good(tier)

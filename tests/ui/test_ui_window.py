@@ -239,3 +239,17 @@ def test_geometry_and_dock_state_are_saved_on_close_and_restored(qtbot, make_win
     assert restored.summary_dock.isVisible()
     assert not restored.inspector_dock.isVisible()
     assert not restored.inspector_dock.toggleViewAction().isChecked()
+
+
+def test_help_menu_opens_the_log_folder(window, monkeypatch, tmp_path):
+    """Help > Open Log Folder: the folder a bug report takes the log from exists once asked for."""
+    from PySide6.QtWidgets import QMenu
+
+    from explorer.logs import LOG_DIR_VARIABLE
+
+    monkeypatch.setenv(LOG_DIR_VARIABLE, str(tmp_path / "state" / "log"))
+    help_menu = next(m for m in window.menuBar().findChildren(QMenu) if m.title() == "&Help")
+    action = window.actions_by_name["open_log_folder"]
+    assert action in help_menu.actions()
+    assert window.open_log_folder() == tmp_path / "state" / "log"
+    assert (tmp_path / "state" / "log").is_dir()
