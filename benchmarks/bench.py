@@ -4,9 +4,11 @@ Prints progress lines, then as its last line one JSON object of medians:
 
 - ``window_shown_s``: process launch to the first painted main window (``first_window.py``, a fresh process each
   time, launched the way ``python -m explorer MODEL`` starts the app), and ``tensorflow_imported_at_window``;
+  ``bare_window_shown_s``, the baseline: an empty QMainWindow the same way; ``window_vs_bare`` their ratio;
 - ``open_to_graph_s``: ``MainWindow.open_model(path)`` until ``graph_drawn`` plus a forced repaint of the graph
   viewport, in this process with a real window (TensorFlow is never imported here: the models are built in a
-  subprocess);
+  subprocess); ``dot_alone_s``, the baseline: the same drawn graph through ``dot -Tjson0`` alone;
+  ``open_vs_dot`` their ratio;
 - ``summary_s``: wall time of the whole ``python -m explorer summary MODEL --json`` process;
 - ``plot_model_resnet50_s``: ``keras.utils.plot_model(..., show_shapes=True)`` on ResNet50, the Keras baseline
   (null, with ``plot_model_error``, when it cannot run, e.g. pydot is not installed);
@@ -59,6 +61,8 @@ import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+
+from explorer.live.protocol import WorkerState
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -183,23 +187,28 @@ def build_models() -> dict[str, Path]:
 # --------------------------------------------------------------------------- subprocess measurements
 
 
-def measure_window_shown(model: Path, config_home: Path) -> tuple[float, bool]:
-    log(f"window shown: {WINDOW_REPETITIONS} fresh processes (first_window.py {model.name})")
+def measure_window_shown(model: Path, config_home: Path) -> dict:
+    log(f"window shown: {WINDOW_REPETITIONS} fresh processes each, alternating the app (first_window.py "
+        f"{model.name}) and the baseline, an empty QMainWindow (first_window.py --bare)")
     env = dict(os.environ, XDG_CONFIG_HOME=str(config_home))  # no saved geometry/recent files of the user
-    times, tensorflow = [], False
+    times, bare, tensorflow = [], [], False
     for _ in range(WINDOW_REPETITIONS):
-        launch = time.time()
-        process = subprocess.Popen([PYTHON, str(HERE / "first_window.py"), repr(launch), str(model)], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out, err = process.communicate(timeout=120)
-        if process.returncode != 0:
-            raise RuntimeError(f"first_window.py exited with {process.returncode}:\n{err[-3000:]}")
-        data = last_json(out)
-        times.append(data["window_shown_s"])
-        tensorflow = tensorflow or data["tensorflow_imported"]
+        for argument, into in ((str(model), times), ("--bare", bare)):
+            launch = time.time()
+            process = subprocess.Popen([PYTHON, str(HERE / "first_window.py"), repr(launch), argument], env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = process.communicate(timeout=120)
+            if process.returncode != 0:
+                raise RuntimeError(f"first_window.py exited with {process.returncode}:\n{err[-3000:]}")
+            data = last_json(out)
+            into.append(data["window_shown_s"])
+            tensorflow = tensorflow or data["tensorflow_imported"]
     value = report("window_shown_s", times, TARGETS_S["window_shown_s"])
+    baseline = report("bare_window_shown_s", bare)
+    log(f"  window_vs_bare: {value / baseline:.2f}")
     log(f"  tensorflow imported when the window was shown: {tensorflow}")
-    return value, tensorflow
+    return {"window_shown_s": value, "bare_window_shown_s": baseline, "window_vs_bare": round(value / baseline, 2),
+            "tensorflow_imported_at_window": tensorflow}
 
 
 def measure_summary(paths: dict[str, Path]) -> dict[str, float]:
@@ -235,6 +244,9 @@ def measure_open_to_graph(paths: dict[str, Path], settings_file: Path) -> tuple[
     from PySide6.QtCore import QEvent, QEventLoop, QObject, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from explorer.layout.graphviz import dot_source, run_dot
+    from explorer.layout.view_graph import build_view
+    from explorer.ui.canvas.scene import box_sizes
     from explorer.ui.main_window import MainWindow
 
     class PaintCounter(QObject):
@@ -259,7 +271,7 @@ def measure_open_to_graph(paths: dict[str, Path], settings_file: Path) -> tuple[
         TensorFlow or loads the previous model (that competes for the 2 cores and is not what is measured)."""
         deadline = time.perf_counter() + 180
         wait(app, 0.2)
-        while window.live.state != "ready" and time.perf_counter() < deadline:
+        while window.live.state != WorkerState.READY and time.perf_counter() < deadline:
             wait(app, 0.1)
 
     def open_once(path: Path) -> tuple[float, float]:
@@ -298,10 +310,20 @@ def measure_open_to_graph(paths: dict[str, Path], settings_file: Path) -> tuple[
     log(f"open to graph drawn: MainWindow.open_model -> graph_drawn -> viewport repaint, {REPETITIONS} runs each")
     medians = {}
     peak_rss_mb = 0.0
+    dot_medians = {}
     for name, path in paths.items():
         runs = [open_once(path) for _ in range(REPETITIONS)]
         totals = [total for total, _ in runs]
         medians[name] = report(name, totals, TARGETS_S.get(name))
+        view = build_view(window.session.graph, window.session.expanded)
+        source = dot_source(view, box_sizes(view))
+        dot_runs = []
+        for _ in range(REPETITIONS):
+            start = time.perf_counter()
+            run_dot(source)
+            dot_runs.append(time.perf_counter() - start)
+        dot_medians[name] = report(f"{name} dot alone (baseline: the same graph through dot -Tjson0)", dot_runs)
+        log(f"    open_vs_dot: {medians[name] / dot_medians[name]:.2f}")
         items = len(window.graph_view.scene().items())
         log(f"    {items} scene items; viewport repaint alone: median {median([p for _, p in runs]):.3f} s")
         if name == "efficientnetb7":
@@ -311,7 +333,8 @@ def measure_open_to_graph(paths: dict[str, Path], settings_file: Path) -> tuple[
     viewport.removeEventFilter(painted)
     window.close()
     wait(app, 0.1)
-    return medians, round(peak_rss_mb, 1)
+    ratios = {name: round(medians[name] / dot_medians[name], 2) for name in medians}
+    return medians, round(peak_rss_mb, 1), dot_medians, ratios
 
 
 def wait(app, seconds: float) -> None:
@@ -408,14 +431,14 @@ def live_window(app, model: Path, settings_file: Path):
     def problem() -> str | None:
         if failed:
             return failed[0]
-        if window.live.state == "failed" or probe.lost:
+        if window.live.state == WorkerState.FAILED or probe.lost:
             return f"live tier failed ({window.activations.status.toolTip() or probe.lost})"
         return None
 
     start = time.perf_counter()
     window.open_model(model)
     wait_until(app, lambda: bool(drawn), OPEN_TIMEOUT_S, f"drawing {model.name}", problem)
-    wait_until(app, lambda: bool(loaded) and window.live.state == "ready", LIVE_TIMEOUT_S,
+    wait_until(app, lambda: bool(loaded) and window.live.state == WorkerState.READY, LIVE_TIMEOUT_S,
                f"loading {model.name} in the worker", problem)
     log(f"  {model.stem}: worker started and model loaded {time.perf_counter() - start:.1f} s after open_model "
         f"(worker pid {window.live.tier.pid})")
@@ -695,12 +718,12 @@ def main() -> int:
         results: dict = {}
 
         def window() -> None:
-            results["window_shown_s"], results["tensorflow_imported_at_window"] = measure_window_shown(
-                paths["resnet50"], scratch_dir / "config")
+            results.update(measure_window_shown(paths["resnet50"], scratch_dir / "config"))
 
         def gui() -> None:
-            results["open_to_graph_s"], rss = measure_open_to_graph(paths, scratch_dir / "settings.ini")
-            results["memory_rss_mb_after_efficientnetb7"] = rss
+            medians, rss, dot_medians, ratios = measure_open_to_graph(paths, scratch_dir / "settings.ini")
+            results.update(open_to_graph_s=medians, memory_rss_mb_after_efficientnetb7=rss, dot_alone_s=dot_medians,
+                           open_vs_dot=ratios)
 
         def summary() -> None:
             results["summary_s"] = measure_summary(paths)
@@ -724,7 +747,8 @@ def main() -> int:
             with OtherLoad():
                 steps[name]()
     log(f"done ({load_average()}: other work on the machine makes the numbers noisy)")
-    order = ("window_shown_s", "tensorflow_imported_at_window", "open_to_graph_s", "summary_s",
+    order = ("window_shown_s", "bare_window_shown_s", "window_vs_bare", "tensorflow_imported_at_window",
+             "open_to_graph_s", "dot_alone_s", "open_vs_dot", "summary_s",
              "plot_model_resnet50_s", "plot_model_error", "memory_rss_mb_after_efficientnetb7",
              "first_activation_s", "forward_s", "activation_ratio", "cached_switch_s", "grid_2048_channels_draw_s",
              "effb7_10_layers_peak_gb", "first_activation_cold_s", "first_activation_worker_s",

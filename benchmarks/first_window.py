@@ -1,7 +1,8 @@
 """Time from process launch to the first painted main window; run by ``bench.py`` in a fresh process.
 
-``python benchmarks/first_window.py LAUNCH_TIME [MODEL]``: LAUNCH_TIME is ``time.time()`` taken by the parent just
-before it started this process, so interpreter start-up and every import are counted. The window is made the way
+``python benchmarks/first_window.py LAUNCH_TIME [MODEL | --bare]``: LAUNCH_TIME is ``time.time()`` taken by the
+parent just before it started this process, so interpreter start-up and every import are counted. ``--bare`` is
+the baseline: an empty QMainWindow of the same size, nothing of ours imported. The window is made the way
 ``explorer.ui.app.run_app`` makes it (same application set-up, ``show()``, then ``open_later(MODEL)``); once the
 first paint pass of the window has finished, one JSON line is printed and the process quits without waiting
 for the model to load.
@@ -19,10 +20,6 @@ from pathlib import Path  # noqa: E402
 
 from PySide6.QtCore import QEvent, QObject, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
-
-from explorer import __version__  # noqa: E402
-from explorer.resources import demo_model  # noqa: E402
-from explorer.ui.main_window import MainWindow  # noqa: E402
 
 
 class FirstPaint(QObject):
@@ -57,6 +54,12 @@ class FirstPaint(QObject):
 def main() -> int:
     model = sys.argv[2] if len(sys.argv) > 2 else None
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    if model == "--bare":
+        return bare_window(app)
+    from explorer import __version__
+    from explorer.resources import demo_model
+    from explorer.ui.main_window import MainWindow
+
     app.setApplicationName("Keras Explorer")
     app.setOrganizationName("KerasExplorer")
     app.setApplicationVersion(__version__)
@@ -70,6 +73,17 @@ def main() -> int:
     app.removeEventFilter(watcher)
     window.session.close()  # do not leave the model load running while the interpreter exits
     return code
+
+
+def bare_window(app: QApplication) -> int:
+    from PySide6.QtWidgets import QMainWindow
+
+    window = QMainWindow()
+    window.resize(1400, 900)
+    watcher = FirstPaint(window)
+    app.installEventFilter(watcher)
+    window.show()
+    return app.exec()
 
 
 if __name__ == "__main__":

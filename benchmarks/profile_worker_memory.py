@@ -61,7 +61,7 @@ def one_way(model_path: str, size: int, layers: list[str], way: str, check: bool
         if way == "keras":
             output = np.asarray(extractor(x, training=False))
         elif way == "freeing":
-            # what the worker does: explorer.core.runtime.run_batch frees each tensor after its last use
+            # what the worker does: explorer.runtime.extraction.run_batch frees each tensor after its last use
             output = np.asarray(run_batch(extractor, {extractor.inputs[0].name: x})[0])
         else:
             output = np.asarray(tf.function(lambda t, e=extractor: e(t, training=False))(tf.constant(x)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from explorer.inputs.images import IMAGE_SUFFIXES
+
 _CANDIDATES = (
     Path(__file__).resolve().parent / "bundled",  # installed: packaged next to the code
     Path(__file__).resolve().parent.parent / "resources",  # source checkout / editable install
@@ -25,4 +27,4 @@ def demo_images() -> list[Path]:
     folder = resources_dir() / "images"
     if not folder.exists():
         return []
-    return sorted(p for p in folder.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -10,11 +10,10 @@ import os
 from pathlib import Path
 
 from explorer.cli.common import read_model
-from explorer.layout.graphviz import compute_layout
+from explorer.layout.graphviz import GRAPH_SUFFIXES, compute_layout
 from explorer.layout.view_graph import build_view
 
 NAME = "graph"
-SUFFIXES = (".svg", ".png")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(options: argparse.Namespace) -> int:
     model_graph = read_model(options.model)
     output = options.output
-    if Path(output).suffix.lower() not in SUFFIXES:
+    if Path(output).suffix.lower() not in GRAPH_SUFFIXES:
         raise ValueError(f"unsupported output '{output}': use a .svg or .png file name")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication, QGraphicsScene
@@ -36,7 +35,7 @@ def run(options: argparse.Namespace) -> int:
     from explorer.ui.canvas.scene import box_sizes, populate_scene
 
     app = QApplication.instance() or QApplication(["keras-explorer"])
-    expanded = {n.path for n in model_graph.nodes if n.is_group} if options.expand else set()
+    expanded = model_graph.groups if options.expand else frozenset()
     view = build_view(model_graph, expanded)
     scene = QGraphicsScene()
     populate_scene(scene, view, compute_layout(view, box_sizes(view)))

@@ -18,6 +18,7 @@ from explorer.layout.view_graph import ViewGraph
 
 POINTS_PER_INCH = 72.0
 LAYOUT_TIMEOUT_S = 60.0
+GRAPH_SUFFIXES = (".svg", ".png")  # the files a drawn graph is exported to (explorer.ui.canvas.export)
 Rect = tuple[float, float, float, float]  # x, y (top-left), width, height
 Point = tuple[float, float]
 

@@ -57,6 +57,7 @@ class LiveTier:
         self._model_path: str | None = None
         self._trusted = self._tainted = False
         self._custom_objects: str | None = None
+        self._load_id = 0
         self._stopping = False
         self._failed_starts = 0
         self.peak_rss = 0
@@ -88,8 +89,8 @@ class LiveTier:
             generation = self._generation
         threading.Thread(target=self._read, args=(parent, generation), daemon=True).start()
         threading.Thread(target=self._watch, args=(process, generation), daemon=True).start()
-        if self._model_path:  # after a restart the model comes back by itself
-            self.load(self._model_path, self._trusted, self._custom_objects)
+        if self._model_path:  # after a restart the model comes back by itself, answering the same request
+            self._send(LoadModel(self._load_id, self._model_path, self._trusted, self._custom_objects))
 
     def stop(self, wait: float = 5.0) -> None:
         with self._lock:
@@ -129,7 +130,8 @@ class LiveTier:
             self._spawn()
         self._model_path, self._trusted, self._tainted = str(path), trusted, trusted
         self._custom_objects = custom_objects
-        return self._send(LoadModel(next(self._ids), str(path), trusted, custom_objects))
+        self._load_id = next(self._ids)
+        return self._send(LoadModel(self._load_id, str(path), trusted, custom_objects))
 
     def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:
         return self._send(Compute(next(self._ids), layer, tuple(call_site), inputs))

@@ -167,6 +167,11 @@ class LayerGraph:
         return total, trainable
 
     @property
+    def groups(self) -> frozenset[str]:
+        """Paths of the nested models."""
+        return frozenset(n.path for n in self.nodes if n.is_group)
+
+    @property
     def totals(self) -> tuple[int, int, int]:
         """(total, trainable, non-trainable) parameters of the whole model."""
         total = trainable = 0

@@ -32,7 +32,7 @@ def run_app(model: str | None = None, image: str | None = None) -> int:
     # The system switched light/dark: new palette, and the canvas is redrawn in the new colours.
     app.styleHints().colorSchemeChanged.connect(lambda _scheme: (apply_theme(app), window.restyle()))
     target = Path(model) if model else demo_model()
-    if not model:
+    if target.resolve() == demo_model():
         show_first_layer(window)
     window.open_later(target)
     picture = image or next(iter(demo_images()), None)
@@ -44,9 +44,14 @@ def run_app(model: str | None = None, image: str | None = None) -> int:
 def show_first_layer(window: MainWindow) -> None:
     """First run (the demo): select a telling layer once the graph is drawn, so its feature maps appear."""
     def select() -> None:
-        window.graph_drawn.disconnect(select)
+        forget()
         layer = telling_layer(window.session.graph) if window.session.graph else None
         if layer:
             window.session.select(layer)
 
+    def forget() -> None:  # once only, and not for a later file when this one fails
+        window.graph_drawn.disconnect(select)
+        window.session.failed.disconnect(forget)
+
     window.graph_drawn.connect(select)
+    window.session.failed.connect(forget)

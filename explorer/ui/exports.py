@@ -26,9 +26,9 @@ SAVEDMODEL_FILTER = "TensorFlow SavedModel (a folder)"
 class Exports(QObject):
     """Asks where to save (unless told), writes, and reports through the session's message and failure lines."""
 
-    def __init__(self, session: Session, client: LiveClient, parent: QWidget) -> None:
+    def __init__(self, session: Session, client: LiveClient, feature_view: FeatureView, parent: QWidget) -> None:
         super().__init__(parent)
-        self.session, self.client = session, client
+        self.session, self.client, self.feature_view = session, client, feature_view
         self.request = 0  # the live tier's request id of the export under way
         client.export_done.connect(self._exported)
         client.request_failed.connect(self._request_failed)
@@ -43,6 +43,9 @@ class Exports(QObject):
         if not session.inputs:
             session.fail("The export is verified on the current input: open an image first")
             return None
+        if session.refused:
+            session.fail("The safety check found code in this file: trust it before exporting from it")
+            return None
         if path is None:
             default = session.path.with_name(f"{session.path.stem}_features.keras")
             path, chosen = QFileDialog.getSaveFileName(self.parent(), "Export feature extractor", str(default),
@@ -53,10 +56,9 @@ class Exports(QObject):
         fmt = fmt or format_for(path)
         if fmt == KERAS and not path.endswith(".keras"):
             path += ".keras"
-        inputs = {name: prepared.array for name, prepared in session.inputs.items()}
         names = ", ".join(t.layer for t in targets)
         session.message.emit(f"Exporting {names} to {Path(path).name} and verifying it…")
-        self.request = self.client.export(targets, path, fmt, inputs)
+        self.request = self.client.export(targets, path, fmt, session.input_arrays())
         return self.request
 
     def _exported(self, exported: Exported) -> None:
@@ -76,13 +78,14 @@ class Exports(QObject):
         if not targets or session.path is None or session.graph is None:
             session.fail("Select one or more layers first")
             return None
-        groups = {n.path for n in session.graph.nodes if n.is_group}
-        code = python_snippet(session.path, targets, groups)
+        code = python_snippet(session.path, targets, set(session.graph.groups))
         QGuiApplication.clipboard().setText(code)
         session.message.emit(f"Python for {len(targets)} layer(s) copied to the clipboard")
         return code
 
-    def export_activations(self, view: FeatureView, suffix: str, path: str | None = None) -> Path | None:
+    def export_activations(self, suffix: str, path: str | None = None) -> Path | None:
+        """The layer output on screen: the raw array (``npy``) or the grid as drawn (``png``)."""
+        view = self.feature_view
         if view.array is None:
             self.session.fail("Nothing to export yet: click a layer first")
             return None

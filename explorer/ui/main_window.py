@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = Settings(settings)
         self.session = session = Session(self.settings, self)
+        self._opened = 0
         self.live = live or LiveClient(self)
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -70,7 +71,7 @@ class MainWindow(QMainWindow):
         self.inspector = Inspector()
         self.activations = ActivationsPanel(session, self.live)
         self.findings = FindingsList()
-        self.exports = Exports(session, self.live, self)
+        self.exports = Exports(session, self.live, self.activations.view, self)
         self.activations_dock = self._dock("Activations", self.activations, Qt.DockWidgetArea.RightDockWidgetArea)
         self.findings_dock = self._dock("Findings", self.findings, Qt.DockWidgetArea.RightDockWidgetArea)
         self.findings_dock.hide()
@@ -81,7 +82,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.summary_dock], [250], Qt.Orientation.Vertical)
         self.statusBar().addPermanentWidget(self.activations.status)
         self.statusBar().addPermanentWidget(category_legend())
-        self.activations.cache.set_budget(self.settings.integer(CACHE_BYTES))
+        self.activations.set_cache_budget(self.settings.integer(CACHE_BYTES))
 
         for panel in (self.summary, self.inspector, self.find_bar, self.findings):
             panel.follow(session)
@@ -91,9 +92,8 @@ class MainWindow(QMainWindow):
         session.graph_changed.connect(self._graph_changed)
         session.message.connect(lambda text: self.statusBar().showMessage(text, STATUS_MS))
         session.failed.connect(self._show_banner)
-        self.live.traced.connect(lambda traced: session.apply_trace(traced.trace))
         self.activations.failed.connect(lambda message: self.statusBar().showMessage(message, STATUS_MS))
-        self.activations.inputs.image_requested.connect(self.choose_image)
+        self.activations.image_requested.connect(self.choose_image)
 
         self.actions_by_name = install_actions(
             self, self._slots(), [self.summary_dock, self.inspector_dock, self.activations_dock],
@@ -108,8 +108,8 @@ class MainWindow(QMainWindow):
         return {
             "open": self.choose_model, "open_image": self.choose_image, "custom_objects": self.choose_custom_objects,
             "export_extractor": exports.export_extractor, "copy_python": exports.copy_python,
-            "export_activations_png": lambda: exports.export_activations(self.activations.view, "png"),
-            "export_activations_npy": lambda: exports.export_activations(self.activations.view, "npy"),
+            "export_activations_png": lambda: exports.export_activations("png"),
+            "export_activations_npy": lambda: exports.export_activations("npy"),
             "export_svg": lambda: exports.export_graph(view, "svg"),
             "export_png": lambda: exports.export_graph(view, "png"),
             "cache_budget": self.choose_cache_budget, "quit": self.close, "find": self.find_bar.open,
@@ -151,7 +151,9 @@ class MainWindow(QMainWindow):
 
     def _graph_changed(self) -> None:
         session = self.session
-        self.banner.hide()
+        if session.opened != self._opened:  # a new file; a traced structure keeps the banner's error
+            self._opened = session.opened
+            self.banner.hide()
         self.setWindowTitle(f"{session.path.name} — {APP_NAME}" if session.path else APP_NAME)
 
     def _show_banner(self, line: str) -> None:
@@ -167,7 +169,8 @@ class MainWindow(QMainWindow):
         """The theme changed: strips and canvas take the new colours."""
         self._style_banner()
         self.notice.restyle()
-        self.canvas.relayout()
+        self.activations.restyle()
+        self.canvas.repaint_scene()
 
     # -- trust
     def ask_trust(self, extra: str = "", load: bool = True) -> bool:
@@ -192,14 +195,14 @@ class MainWindow(QMainWindow):
 
     # -- settings, help
     def choose_cache_budget(self) -> None:
-        current = self.activations.cache.budget >> 20
+        current = self.activations.cache_budget >> 20
         megabytes, accepted = QInputDialog.getInt(
             self, "Activation cache", "Memory kept for computed layer outputs (MB):", current, 0, 1 << 20, 256)
         if accepted:
             self.set_cache_budget(megabytes << 20)
 
     def set_cache_budget(self, budget: int) -> None:
-        self.activations.cache.set_budget(budget)
+        self.activations.set_cache_budget(budget)
         self.settings.set(CACHE_BYTES, budget)
 
     def open_log_folder(self) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from explorer.inputs.images import ImageError, LoadedImage, load_image
@@ -59,7 +60,7 @@ class Session(QObject):
         path = Path(path)
         self.message.emit(f"Reading {path.name}…")
         self.tasks.submit("load", lambda _cancelled: load_graph(path), lambda graph: self.set_file(path, graph),
-                          lambda error: self.fail(f"Cannot open {path.name}: {_reason(error)}", error))
+                          lambda error: self.fail(f"Cannot open {path.name}: {reason_of(error)}", error))
 
     def set_file(self, path: Path, graph: LayerGraph) -> None:
         self.path, self.graph = path.resolve(), graph
@@ -76,6 +77,8 @@ class Session(QObject):
         if self.graph is None or self.graph.kind not in ("subclassed", "unknown") or self.graph.trace:
             return
         self.graph = traced_graph(trace, self.graph)
+        # The traced layers are other nodes than the file's tracked sublayers: nothing chosen survives.
+        self.expanded, self.layer, self.call_site, self.chosen = frozenset(), None, None, ()
         self.graph_changed.emit()
 
     def drawn(self) -> None:
@@ -93,7 +96,7 @@ class Session(QObject):
 
     def set_all_expanded(self, expanded: bool) -> None:
         if self.graph is not None:
-            self._set_expanded({n.path for n in self.graph.nodes if n.is_group} if expanded else set())
+            self._set_expanded(self.graph.groups if expanded else frozenset())
 
     def _set_expanded(self, paths: set[str] | frozenset[str]) -> None:
         self.expanded = frozenset(paths)
@@ -150,12 +153,20 @@ class Session(QObject):
 
     @property
     def refused(self) -> bool:
-        """Nothing from this file may run: it has findings and the user has not trusted it."""
-        return self.graph is not None and bool(self.graph.findings) and not self.trusted
+        """Nothing from this file may run: it has findings and the user has trusted neither it nor the custom
+        objects file it needs."""
+        flagged = self.graph is not None and bool(self.graph.findings)
+        return flagged and not self.trusted and self.custom_objects is None
+
+    @property
+    def runs_code(self) -> bool:
+        """Loading needs the user's consent to run code (trusted findings, or a custom-objects file)."""
+        return self.trusted or self.custom_objects is not None
 
     def trust(self, load: bool = True) -> None:
         if self.path is None:
             return
+        self._live_pending = False  # loaded now, not a second time once drawn
         self.trust_store.remember(self.path)
         log.info("trusted %s", self.path)
         self.trust_changed.emit()
@@ -165,6 +176,7 @@ class Session(QObject):
     def set_custom_objects(self, path: str) -> None:
         """The Python file defining this model's classes (run in the live tier: the caller has asked for trust)."""
         self.custom_objects = path
+        self._live_pending = False
         self.live_load_requested.emit()
 
     # -- input
@@ -178,6 +190,10 @@ class Session(QObject):
         self.message.emit(f"Image {Path(path).name}")
         self.image_changed.emit()
         return True
+
+    def input_arrays(self) -> dict[str, np.ndarray]:
+        """What the model is fed, by input name."""
+        return {name: prepared.array for name, prepared in self.inputs.items()}
 
     def set_inputs(self, inputs: dict[str, PreparedInput]) -> None:
         self.inputs = inputs
@@ -197,6 +213,6 @@ class Session(QObject):
         self.tasks.shutdown()
 
 
-def _reason(error: BaseException) -> str:
+def reason_of(error: BaseException) -> str:
     """What the user reads: the reason for our own errors, the exception text for anything unexpected."""
     return getattr(error, "reason", None) or str(error) or type(error).__name__

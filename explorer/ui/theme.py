@@ -36,6 +36,13 @@ def _dark_palette() -> QPalette:
     return palette
 
 
+def frame_colours() -> tuple[QColor, QColor]:
+    """(border, title) of an expanded nested model's frame in the current theme."""
+    if is_dark():
+        return QColor("#6f9fd6"), QColor("#9cc3ee")
+    return QColor("#4a7fb5"), QColor("#2b5b8a")
+
+
 def canvas_colours() -> tuple[QColor, QColor, QColor]:
     """(background, edge, edge label) for the graph canvas in the current theme."""
     if is_dark():

@@ -27,7 +27,10 @@ class TrustStore:
         return self._digests[key]
 
     def is_trusted(self, path: Path) -> bool:
-        return self._digest(path) in self.settings.strings(TRUSTED_DIGESTS)
+        try:
+            return self._digest(path) in self.settings.strings(TRUSTED_DIGESTS)
+        except OSError:  # moved or deleted since it was opened: not the file the user trusted
+            return False
 
     def remember(self, path: Path) -> None:
         self.settings.set(TRUSTED_DIGESTS, [*self.settings.strings(TRUSTED_DIGESTS), self._digest(path)])

@@ -14,7 +14,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import pytest
 from explorer.resources import demo_model, resources_dir
 from explorer.runtime.export import SAVEDMODEL_METADATA
 from tests.support.exports import read_export_metadata
+from tests.support.processes import Run, assert_ok, image_folder
 
 DEMO = demo_model().resolve()
 IMAGES = resources_dir() / "images"
@@ -33,23 +33,10 @@ pytestmark = pytest.mark.skipif(not DEMO.exists() or not (IMAGES / "brick.png").
                                 reason="the bundled demo is missing")
 
 
-@dataclass
-class Run:
-    args: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("export_cli")
-    images = folder / "images"
-    images.mkdir()
-    for name in ("brick.png", "grass.png"):
-        (images / name).write_bytes((IMAGES / name).read_bytes())
-    data = (IMAGES / "gravel.png").read_bytes()
-    (images / "broken.png").write_bytes(data[: len(data) // 3])  # truncated: the header reads, the pixels do not
+    image_folder(folder)
     return folder
 
 
@@ -87,14 +74,9 @@ def runs(work: Path) -> dict[str, Run]:
         return dict(pool.map(run, commands.items()))
 
 
-def _ok(run: Run) -> None:
-    assert run.returncode == 0, f"{run.args}: exit {run.returncode}\n{run.stderr[-3000:]}"
-    assert "Traceback" not in run.stderr, run.stderr[-3000:]
-
-
 def test_cli_export_keras_with_several_layers(runs: dict[str, Run], work: Path) -> None:
     run = runs["keras"]
-    _ok(run)
+    assert_ok(run)
     out = work / "demo_features.keras"
     assert out.is_file()
     assert str(out) in run.stdout and "verified" in run.stdout, run.stdout
@@ -109,7 +91,7 @@ def test_cli_export_keras_with_several_layers(runs: dict[str, Run], work: Path) 
 
 def test_cli_export_savedmodel(runs: dict[str, Run], work: Path) -> None:
     run = runs["savedmodel"]
-    _ok(run)
+    assert_ok(run)
     out = work / "demo_savedmodel"
     assert out.is_dir() and (out / "saved_model.pb").is_file() and (out / SAVEDMODEL_METADATA).is_file()
     assert "verified" in run.stdout, run.stdout
@@ -133,7 +115,7 @@ def test_cli_export_refuses_a_bad_target_in_one_line(runs: dict[str, Run], work:
 
 def test_cli_features_skip_a_broken_image(runs: dict[str, Run], work: Path) -> None:
     run = runs["features"]
-    _ok(run)
+    assert_ok(run)
     with np.load(work / "feats.npz") as saved:
         features, files = saved["features"], [str(f) for f in saved["files"]]
     assert [Path(f).name for f in files] == ["brick.png", "grass.png"]

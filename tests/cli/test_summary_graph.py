@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 from PIL import Image
 
-CLI_TIMEOUT_S = 60
-
-
-def _run(python, env, *args, cwd=None, timeout=CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run([python, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
-
-
-def _assert_clean(stderr: str) -> None:
-    for marker in ("Traceback", "bool_dealloc", "Fatal Python error", "Aborted", "Segmentation fault"):
-        assert marker not in stderr, stderr
+from tests.support.processes import assert_clean, run_python
 
 
 @pytest.mark.parametrize("suffix", ["png", "svg"])
 def test_cli_graph_writes_the_image(python, python_env, ui_model, tmp_path, suffix):
     out = tmp_path / f"out.{suffix}"
-    result = _run(python, python_env, "-m", "explorer", "graph", str(ui_model.path), "-o", str(out))
+    result = run_python(python, python_env, "-m", "explorer", "graph", str(ui_model.path), "-o", str(out))
     assert result.returncode == 0, result.stderr
-    _assert_clean(result.stderr)
+    assert_clean(result.stderr)
     assert out.exists() and out.stat().st_size > 0
     assert result.stdout.strip() == str(out)
     if suffix == "png":
@@ -38,16 +28,16 @@ def test_cli_graph_writes_the_image(python, python_env, ui_model, tmp_path, suff
 def test_cli_graph_expand_draws_the_nested_layers(python, python_env, ui_model, tmp_path):
     collapsed, expanded = tmp_path / "collapsed.svg", tmp_path / "expanded.svg"
     for out, extra in ((collapsed, []), (expanded, ["--expand"])):
-        result = _run(python, python_env, "-m", "explorer", "graph", str(ui_model.path), "-o", str(out), *extra)
+        result = run_python(python, python_env, "-m", "explorer", "graph", str(ui_model.path), "-o", str(out), *extra)
         assert result.returncode == 0, result.stderr
     assert "inner_dense" not in collapsed.read_text(encoding="utf-8")
     assert "inner_dense" in expanded.read_text(encoding="utf-8")
 
 
 def test_cli_summary_json(python, python_env, ui_model):
-    result = _run(python, python_env, "-m", "explorer", "summary", str(ui_model.path), "--json")
+    result = run_python(python, python_env, "-m", "explorer", "summary", str(ui_model.path), "--json")
     assert result.returncode == 0, result.stderr
-    _assert_clean(result.stderr)
+    assert_clean(result.stderr)
     data = json.loads(result.stdout)
     assert data["model"]["name"] == ui_model.name
     assert data["model"]["total_params"] == ui_model.total_params
@@ -59,7 +49,7 @@ def test_cli_summary_json(python, python_env, ui_model):
 
 
 def test_cli_summary_text(python, python_env, ui_model):
-    result = _run(python, python_env, "-m", "explorer", "summary", str(ui_model.path))
+    result = run_python(python, python_env, "-m", "explorer", "summary", str(ui_model.path))
     assert result.returncode == 0, result.stderr
     assert f'Model: "{ui_model.name}"' in result.stdout
     assert f"Total params: {ui_model.total_params:,}" in result.stdout
@@ -82,9 +72,9 @@ def _bad_inputs(tmp_path, ui_model):
 @pytest.mark.parametrize("case", ["missing", "empty", "noise", "format", "folder"])
 def test_cli_errors_are_one_line_without_traceback(python, python_env, ui_model, tmp_path, case):
     args, reason = _bad_inputs(tmp_path, ui_model)[case]
-    result = _run(python, python_env, "-m", "explorer", *args)
+    result = run_python(python, python_env, "-m", "explorer", *args)
     assert result.returncode != 0
-    _assert_clean(result.stderr)
+    assert_clean(result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("keras-explorer: ")

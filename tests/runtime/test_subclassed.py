@@ -418,7 +418,7 @@ def test_window_traces_after_custom_objects(qtbot, saved, tmp_path, monkeypatch,
         notice = window.notice.text.text()
         assert "subclassed" in notice and "stores no connections" in notice, notice
         assert not window.session.graph.edges
-        assert window.activations.refused, "an untrusted file with a custom class is not loaded into Keras"
+        assert window.session.refused, "an untrusted file with a custom class is not loaded into Keras"
 
         # Answer the two dialogs: the Python file defining the classes, then "trust and run it".
         monkeypatch.setattr(QMessageBox, "exec", lambda _box: QMessageBox.StandardButton.Yes)
@@ -436,7 +436,7 @@ def test_window_traces_after_custom_objects(qtbot, saved, tmp_path, monkeypatch,
         assert bool(graph.edges) == (method == "symbolic call"), "edges only when they were observed"
         assert layer in window.graph_view.items_by_path
         assert "recovered by the live tier" in window.notice.text.text()
-        assert not window.activations.refused
+        assert not window.session.refused
 
         qtbot.waitUntil(lambda: "input" in window.session.inputs, timeout=WORKER_MS)
         with qtbot.waitSignal(window.activations.shown, timeout=WORKER_MS, check_params_cb=lambda p: p == layer):

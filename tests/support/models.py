@@ -371,3 +371,40 @@ def randomise_statistics(model: Any, rng: np.random.Generator) -> None:
             layer.beta.assign(rng.normal(0.0, 0.3, size).astype("float32"))
         elif isinstance(layer, layers.Dense | layers.Conv2D) and layer.use_bias:
             layer.bias.assign(rng.normal(0.0, 0.1, layer.bias.shape).astype("float32"))
+
+
+def build_ui_model() -> Any:
+    """Two inputs, two outputs, a shared Dense called twice, and Functional > Sequential nesting."""
+    import keras
+    from keras import layers
+
+    inner = keras.Sequential(
+        [keras.Input((8,), name="inner_in"), layers.Dense(8, name="inner_dense"),
+         layers.BatchNormalization(name="inner_bn")],
+        name="inner_seq",
+    )
+    block_in = keras.Input((8,), name="block_in")
+    hidden = inner(block_in)
+    hidden = layers.Dense(6, activation="relu", name="block_dense")(hidden)
+    block = keras.Model(block_in, hidden, name="block")
+
+    input_a = keras.Input((8,), name="input_a")
+    input_b = keras.Input((8,), name="input_b")
+    shared = layers.Dense(8, activation="relu", name="shared_dense")
+    encoded_a, encoded_b = shared(input_a), shared(input_b)
+    merged = layers.Concatenate(name="merge")([block(encoded_a), encoded_b])
+    class_out = layers.Dense(3, activation="softmax", name="class_out")(merged)
+    score_out = layers.Dense(1, name="score_out")(merged)
+    return keras.Model([input_a, input_b], [class_out, score_out], name="ui_model")
+
+
+def build_small_sequential() -> Any:
+    """A second, different model: a plain chain."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [keras.Input((4,), name="features"), layers.Dense(3, name="first"), layers.Dense(2, name="second")],
+        name="small_seq",
+    )
+

@@ -12,7 +12,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,45 +21,10 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from explorer.resources import demo_model
+from tests.support.models import build_small_sequential, build_ui_model
 from tests.support.reference import ModelRef, model_ref
 
 DRAW_TIMEOUT_MS = 10000
-
-
-def build_ui_model() -> Any:
-    """Two inputs, two outputs, a shared Dense called twice, and Functional > Sequential nesting."""
-    import keras
-    from keras import layers
-
-    inner = keras.Sequential(
-        [keras.Input((8,), name="inner_in"), layers.Dense(8, name="inner_dense"),
-         layers.BatchNormalization(name="inner_bn")],
-        name="inner_seq",
-    )
-    block_in = keras.Input((8,), name="block_in")
-    hidden = inner(block_in)
-    hidden = layers.Dense(6, activation="relu", name="block_dense")(hidden)
-    block = keras.Model(block_in, hidden, name="block")
-
-    input_a = keras.Input((8,), name="input_a")
-    input_b = keras.Input((8,), name="input_b")
-    shared = layers.Dense(8, activation="relu", name="shared_dense")
-    encoded_a, encoded_b = shared(input_a), shared(input_b)
-    merged = layers.Concatenate(name="merge")([block(encoded_a), encoded_b])
-    class_out = layers.Dense(3, activation="softmax", name="class_out")(merged)
-    score_out = layers.Dense(1, name="score_out")(merged)
-    return keras.Model([input_a, input_b], [class_out, score_out], name="ui_model")
-
-
-def build_small_sequential() -> Any:
-    """A second, different model: a plain chain."""
-    import keras
-    from keras import layers
-
-    return keras.Sequential(
-        [keras.Input((4,), name="features"), layers.Dense(3, name="first"), layers.Dense(2, name="second")],
-        name="small_seq",
-    )
 
 
 @dataclass(frozen=True)
@@ -152,18 +116,3 @@ def wait_drawn(qtbot) -> Callable[..., Any]:
         return qtbot.waitSignal(window.graph_drawn, timeout=DRAW_TIMEOUT_MS)
 
     return wait
-
-
-@pytest.fixture
-def python_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for child processes: offscreen Qt, no GPU noise, settings kept under tmp_path."""
-    env = dict(os.environ)
-    env.update(QT_QPA_PLATFORM="offscreen", TF_CPP_MIN_LOG_LEVEL="3", XDG_CONFIG_HOME=str(tmp_path / "config"),
-               HOME=str(tmp_path / "home"), PYTHONFAULTHANDLER="1")
-    (tmp_path / "home").mkdir(exist_ok=True)
-    return env
-
-
-@pytest.fixture
-def python() -> str:
-    return sys.executable

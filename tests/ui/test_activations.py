@@ -31,6 +31,7 @@ from PySide6.QtCore import QObject, QPointF, QSettings, Qt, Slot
 from PySide6.QtTest import QTest
 
 from explorer.inputs import feature_maps as fm
+from explorer.live.protocol import WorkerState
 from explorer.resources import demo_model, resources_dir
 from explorer.ui.activations import feature_view
 from explorer.ui.activations.feature_view import CHANNEL, GRID, MESSAGE, PLOT
@@ -223,8 +224,7 @@ def _ensure(qtbot, window: Any, model: Path, preset: str) -> Any:
                               check_params_cb=lambda *_: window.session.path == model.resolve()):
             window.open_model(model)
     panel = window.activations
-    # the panel has the model (and preset)
-    qtbot.waitUntil(lambda: panel.model_path == window.session.path, timeout=DRAW_MS)
+    assert panel.specs, "the panel has the model's inputs (and preset) once its graph is drawn"
     if panel.session.image is None or Path(panel.session.image.source).resolve() != BRICK:
         window.open_image(BRICK)
     if panel.inputs.preset.currentText() != preset:
@@ -572,7 +572,7 @@ class _LiveLog(QObject):
     @Slot(str, str)
     def on_status(self, state: str, detail: str) -> None:
         self.texts.append(self.window.activations.status.text())
-        if state == "computing":
+        if state == WorkerState.COMPUTING:
             self.computing.append(detail)
 
     @Slot(str)
@@ -589,7 +589,7 @@ def _settle(qtbot, window: Any, layer: str) -> None:
     """Show ``layer``, let the worker go idle and deliver everything it sent, then forget cached results."""
     if window.session.layer != layer:
         _show(qtbot, window, layer)
-    qtbot.waitUntil(lambda: window.live.state == "ready", timeout=SHOW_MS)
+    qtbot.waitUntil(lambda: window.live.state == WorkerState.READY, timeout=SHOW_MS)
     qtbot.wait(100)
     window.activations.cache.clear()
 
@@ -598,7 +598,7 @@ def _wait_computing(window: Any) -> None:
     """Wait (without running the event loop) until the worker reports it is computing: the client records the
     state on its reader thread as the report arrives."""
     deadline = time.monotonic() + 30
-    while window.live.state != "computing":
+    while window.live.state != WorkerState.COMPUTING:
         assert time.monotonic() < deadline, "the worker never started computing"
         time.sleep(0.002)
 
@@ -644,7 +644,7 @@ def test_switching_fast_with_a_large_input_skips_stale_work_and_never_blocks(qtb
                 started = time.perf_counter()
                 window.session.select(layer)
                 durations[layer] = time.perf_counter() - started
-        qtbot.waitUntil(lambda: window.live.state == "ready", timeout=SHOW_MS)
+        qtbot.waitUntil(lambda: window.live.state == WorkerState.READY, timeout=SHOW_MS)
         qtbot.wait(100)
     finally:
         panel.shown.disconnect(shown.append)
@@ -698,7 +698,7 @@ def test_closing_the_window_stops_the_worker(qtbot, tmp_path):
     window = MainWindow(QSettings(str(tmp_path / "explorer.ini"), QSettings.Format.IniFormat), start_live=True)
     window.show()
     try:
-        qtbot.waitUntil(lambda: window.live.state == "ready", timeout=int(START_S * 1000))
+        qtbot.waitUntil(lambda: window.live.state == WorkerState.READY, timeout=int(START_S * 1000))
         pid = window.live.tier.pid
         assert pid is not None and _alive(pid)
     finally:

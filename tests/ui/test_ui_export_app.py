@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 import textwrap
 
 import pytest
@@ -13,18 +12,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog
 
 from explorer.ui.canvas.export import export_scene
-
-CLI_TIMEOUT_S = 60
-
-
-def _run(python, env, *args, cwd=None, timeout=CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run([python, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
-
-
-def _assert_clean(stderr: str) -> None:
-    for marker in ("Traceback", "bool_dealloc", "Fatal Python error", "Aborted", "Segmentation fault"):
-        assert marker not in stderr, stderr
-
+from tests.support.processes import assert_clean, run_python
 
 # --------------------------------------------------------------------------- export in the window
 
@@ -131,9 +119,9 @@ APP_DRIVER = textwrap.dedent("""
 
 def test_app_process_draws_and_exits_cleanly(python, python_env, ui_model, tmp_path):
     """``python -m explorer MODEL`` (through explorer.cli.main), asked to close after ~3 s."""
-    result = _run(python, python_env, "-c", APP_DRIVER, json.dumps([str(ui_model.path)]), "3000", cwd=tmp_path)
+    result = run_python(python, python_env, "-c", APP_DRIVER, json.dumps([str(ui_model.path)]), "3000", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    _assert_clean(result.stderr)
+    assert_clean(result.stderr)
     assert f"TITLE {ui_model.path.name}" in result.stdout
     assert "BANNER False" in result.stdout
     assert f"DRAWN 1 BOXES {len(ui_model.top_level)}" in result.stdout
@@ -145,10 +133,10 @@ def test_app_process_draws_and_exits_cleanly(python, python_env, ui_model, tmp_p
 
 
 def test_app_process_with_a_bad_file_shows_the_banner_and_exits_cleanly(python, python_env, tmp_path):
-    result = _run(python, python_env, "-c", APP_DRIVER, json.dumps([str(tmp_path / "missing.keras")]), "1500",
+    result = run_python(python, python_env, "-c", APP_DRIVER, json.dumps([str(tmp_path / "missing.keras")]), "1500",
                   cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    _assert_clean(result.stderr)
+    assert_clean(result.stderr)
     assert "BANNER True" in result.stdout
     assert "DRAWN 0" in result.stdout
 
@@ -158,10 +146,10 @@ def test_app_process_without_arguments_opens_the_demo_on_a_telling_layer(python,
     and its feature maps on the sample image, not an empty "click a layer" panel."""
     if models.demo is None:
         pytest.skip("resources/demo_model.keras is not present")
-    result = _run(python, python_env, "-c", APP_DRIVER, "[]", "150000", "until-shown", cwd=tmp_path,
+    result = run_python(python, python_env, "-c", APP_DRIVER, "[]", "150000", "until-shown", cwd=tmp_path,
                   timeout=180)
     assert result.returncode == 0, result.stderr
-    _assert_clean(result.stderr)
+    assert_clean(result.stderr)
     assert f"TITLE {models.demo.path.name}" in result.stdout
     assert "SHOWN res_stage1/res_stage1_relu" in result.stdout, result.stdout
     assert "SELECTED res_stage1/res_stage1_relu" in result.stdout
@@ -183,7 +171,7 @@ def test_pyqtgraph_with_the_main_window_exits_cleanly(python, python_env):
         app.processEvents()
         print("ok")
     """)
-    result = _run(python, python_env, "-c", script)
+    result = run_python(python, python_env, "-c", script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
-    _assert_clean(result.stderr)
+    assert_clean(result.stderr)

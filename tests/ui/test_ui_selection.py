@@ -266,3 +266,36 @@ def test_find_bar_searches_the_model_on_screen(qtbot, window, open_and_wait, mod
     assert bar.matches == expected, "the find bar still searches the previously opened model"
     assert bar.status.text() == "1 of 2"
     assert window.graph_view.selected_path() == "first"
+
+
+def _click_row(qtbot, window, path: str, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    table, proxy = window.summary.table, window.summary.proxy
+    row = next(r for r in range(proxy.rowCount()) if proxy.index(r, 0).data(PATH_ROLE) == path)
+    index = proxy.index(row, 1)
+    table.scrollTo(index)
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, modifier, table.visualRect(index).center())
+
+
+def test_ctrl_click_in_the_table_chooses_several_layers_for_export(qtbot, window):
+    _click_row(qtbot, window, "merge")
+    _click_row(qtbot, window, "class_out", Qt.KeyboardModifier.ControlModifier)
+    assert sorted(window.summary.selected_paths()) == ["class_out", "merge"]
+    assert sorted(window.session.chosen) == ["class_out", "merge"]
+    assert sorted(window.graph_view.selected_paths()) == ["class_out", "merge"]
+    assert sorted(t.layer for t in window.session.export_targets()) == ["class_out", "merge"]
+
+
+def test_ctrl_click_in_the_graph_survives_a_redraw(qtbot, window, wait_drawn):
+    """Opening a nested model redraws the scene: the boxes chosen for an export stay chosen, on screen too."""
+    _click_box(qtbot, window.graph_view, "merge")
+    view = window.graph_view
+    item = view.items_by_path["class_out"]
+    view.centerOn(item)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier,
+                     view.mapFromScene(item.sceneBoundingRect().center()))
+    assert sorted(window.session.chosen) == ["class_out", "merge"]
+    with wait_drawn(window):
+        window.session.set_all_expanded(True)
+    assert sorted(window.graph_view.selected_paths()) == ["class_out", "merge"]
+    assert sorted(window.summary.selected_paths()) == ["class_out", "merge"]
+    assert sorted(t.layer for t in window.session.export_targets()) == ["class_out", "merge"]

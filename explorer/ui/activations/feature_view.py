@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -116,7 +117,7 @@ class FeatureView(QWidget):
     def _plot_page(self) -> QWidget:
         page = QWidget()
         self.plot = pg.PlotWidget()
-        self.plot.setBackground("w")
+        self.restyle()
         self.top_classes = QLabel()
         self.top_classes.setObjectName("topClasses")
         column = QVBoxLayout(page)
@@ -126,7 +127,13 @@ class FeatureView(QWidget):
         return page
 
     # -- showing outputs
+    def restyle(self) -> None:
+        """The plot follows the theme (the grid and channel images keep their colour maps)."""
+        self.plot.setBackground(self.palette().color(QPalette.ColorRole.Base))
+
     def show_message(self, text: str) -> None:
+        """A message instead of an output: nothing is on screen, so nothing can be exported either."""
+        self.array = None
         self.message.setText(text)
         self.pages.setCurrentIndex(MESSAGE)
         self.stats.clear()

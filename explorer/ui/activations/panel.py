@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QVBo
 from explorer.inputs.images import ImageError, Preprocessing
 from explorer.inputs.sources import file_input_specs, prepare_input, suggested_preprocessing
 from explorer.live.cache import ActivationCache
-from explorer.live.protocol import Activation, Loaded, WorkerState
+from explorer.live.protocol import Activation, Loaded, Traced, WorkerState
 from explorer.model.graph import InputSpec
 from explorer.ui.activations.feature_view import MESSAGE, FeatureView
 from explorer.ui.activations.input_panel import InputPanel
@@ -33,6 +33,7 @@ STATE_TEXT = {WorkerState.STARTING: "TensorFlow starting…", WorkerState.LOADIN
 class ActivationsPanel(QWidget):
     shown = Signal(str)  # a layer's output is on screen (tests and benchmarks wait for it)
     failed = Signal(str)
+    image_requested = Signal()  # the Open Image… button
 
     def __init__(self, session: Session, client: LiveClient, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -40,8 +41,8 @@ class ActivationsPanel(QWidget):
         self.client = client
         self.cache = ActivationCache()
         self.specs: list[InputSpec] = []
-        self.model_path: Path | None = None  # the file whose model the live tier holds or is loading
         self._opened = 0  # the session's file opening this panel has set up for
+        self._load_request = 0  # the live tier's answers to older loads belong to another file
         self.latest_request = 0
         self.class_names: list[str] = []
         self.outputs: list[np.ndarray] = []
@@ -78,6 +79,7 @@ class ActivationsPanel(QWidget):
         self._progress_timer.timeout.connect(self.progress.show)
 
         self.inputs.changed.connect(self._prepare_inputs)
+        self.inputs.image_requested.connect(self.image_requested)
         self.call_site.currentIndexChanged.connect(
             lambda _i: session.set_call_site(self.call_site.currentData()) if self.call_site.count() else None)
         self.output_index.currentIndexChanged.connect(lambda _i: self._display())
@@ -87,6 +89,7 @@ class ActivationsPanel(QWidget):
         session.image_changed.connect(self._image_changed)
         session.inputs_changed.connect(self._request)
         client.model_loaded.connect(self._model_loaded)
+        client.traced.connect(self._traced)
         client.activation_ready.connect(self._activation_ready)
         client.request_failed.connect(self._request_failed)
         client.worker_lost.connect(self._worker_lost)
@@ -97,9 +100,12 @@ class ActivationsPanel(QWidget):
         """A file was opened: forget the old model's results. A traced structure of the same file changes nothing."""
         if self.session.opened == self._opened:
             return
-        self._opened, self.model_path = self.session.opened, self.session.path
+        self._opened = self.session.opened
         self.cache.clear()
-        self.class_names = _class_names(self.model_path)
+        self.outputs = []
+        self.output_index.clear()
+        self.output_index.hide()
+        self.class_names = _class_names(self.session.path)
         self.specs = file_input_specs(self.session.graph)
         self.inputs.set_specs(self.specs, self._suggestion())
         self.title.setText("No layer selected")
@@ -112,20 +118,25 @@ class ActivationsPanel(QWidget):
         session = self.session
         if session.path is None:
             return
-        if session.refused and session.custom_objects is None:
+        if session.refused:
             # The structure is shown, but nothing from this file runs without consent.
             self.view.show_message("Activations are off for this file: the safety check found code or paths in "
                                    "it (see the Findings panel). Trust the file to load it into Keras.")
             return
         if session.layer is None:
             self.view.show_message("Click a layer to see what it computes on the input image.")
-        self.client.load(str(session.path), session.trusted or session.custom_objects is not None,
-                         session.custom_objects)
+        self._load_request = self.client.load(str(session.path), session.runs_code, session.custom_objects)
         self._request()
 
+    def restyle(self) -> None:
+        self.view.restyle()
+
+    def set_cache_budget(self, budget: int) -> None:
+        self.cache.set_budget(budget)
+
     @property
-    def refused(self) -> bool:
-        return self.session.refused and self.session.custom_objects is None
+    def cache_budget(self) -> int:
+        return self.cache.budget
 
     def _image_changed(self) -> None:
         self.inputs.set_image_name(str(self.session.image_path))
@@ -135,7 +146,13 @@ class ActivationsPanel(QWidget):
         graph = self.session.graph
         return suggested_preprocessing(graph) if graph is not None else Preprocessing("unit")
 
+    def _traced(self, traced: Traced) -> None:
+        if traced.request == self._load_request:
+            self.session.apply_trace(traced.trace)
+
     def _model_loaded(self, loaded: Loaded) -> None:
+        if loaded.request != self._load_request:
+            return
         if list(loaded.inputs) != self.specs:  # the live model is authoritative (e.g. subclassed models)
             self.specs = list(loaded.inputs)
             self.inputs.set_specs(self.specs, self._suggestion())
@@ -190,7 +207,7 @@ class ActivationsPanel(QWidget):
 
     def _request(self) -> None:
         key = self._key()
-        if key is None or self.refused or self.model_path is None:
+        if key is None or self.session.refused:
             return
         self.title.setText(f"<b>{escape(key[1])}</b>")
         cached = self.cache.get(key)
@@ -200,8 +217,7 @@ class ActivationsPanel(QWidget):
             return
         if self.view.pages.currentIndex() == MESSAGE:  # no output on screen: say what is coming
             self.view.show_message(f"Computing {key[1]}…")
-        arrays = {name: prepared.array for name, prepared in self.session.inputs.items()}
-        self.latest_request = self.client.compute(key[1], key[2], arrays)
+        self.latest_request = self.client.compute(key[1], key[2], self.session.input_arrays())
         self._request_keys[self.latest_request] = key  # results are cached under the inputs they were made for
         self._progress_timer.start()
 

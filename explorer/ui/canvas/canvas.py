@@ -11,7 +11,7 @@ from explorer.layout.graphviz import Layout, compute_layout
 from explorer.layout.view_graph import ViewGraph, build_view
 from explorer.ui.canvas.scene import box_sizes
 from explorer.ui.canvas.view import GraphView
-from explorer.ui.session import Session
+from explorer.ui.session import Session, reason_of
 from explorer.ui.tasks import TaskRunner
 
 
@@ -24,6 +24,7 @@ class GraphCanvas(QObject):
         self.tasks = TaskRunner(self)
         self._reveal: str | None = None  # a layer to centre on once the pending layout is drawn
         self._pending = False  # a layout is under way: what is on screen is about to be replaced
+        self._drawn: tuple[ViewGraph, Layout] | None = None
         session.graph_changed.connect(self._graph_changed)
         session.expanded_changed.connect(lambda: self.relayout(keep_view=True))
         session.selection_changed.connect(self._selection_changed)
@@ -33,6 +34,7 @@ class GraphCanvas(QObject):
         view.selection_changed.connect(lambda paths: session.choose(paths if len(paths) > 1 else []))
 
     def _graph_changed(self) -> None:
+        self._reveal, self._drawn = None, None
         self.view.clear()
         self.relayout(keep_view=False)
 
@@ -50,9 +52,17 @@ class GraphCanvas(QObject):
 
         self.tasks.submit("layout", work, lambda layout: self._draw(view, layout, keep_view), self._failed)
 
+    def repaint_scene(self) -> None:
+        """Draw the last layout again (new theme colours): no new Graphviz run."""
+        if self._drawn is not None:
+            self.view.show_layout(*self._drawn, keep_view=True)
+            self._chosen_changed()
+
     def _draw(self, view: ViewGraph, layout: Layout, keep_view: bool) -> None:
+        self._drawn = (view, layout)
         self._pending = False
         self.view.show_layout(view, layout, keep_view)
+        self._chosen_changed()  # the redrawn scene selects one box: show the whole multi-selection again
         graph = view.graph
         self.session.message.emit(f"{graph.name}: {len(graph.nodes)} layers, {graph.totals[0]:,} params — "
                                   f"{self.session.path}")
@@ -64,7 +74,7 @@ class GraphCanvas(QObject):
 
     def _failed(self, error: BaseException) -> None:
         self._pending = False
-        self.session.fail(f"Cannot lay out the graph: {getattr(error, 'reason', None) or error}", error)
+        self.session.fail(f"Cannot lay out the graph: {reason_of(error)}", error)
         self.session.drawn()  # activations do not need the drawing
 
     def _selection_changed(self) -> None:

@@ -9,6 +9,8 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QGraphicsScene
 
+from explorer.layout.graphviz import GRAPH_SUFFIXES
+
 MAX_PNG_SIDE = 30000  # QImage and most viewers choke beyond this; the scene is scaled down to fit
 PNG_SCALE = 2.0  # 2x for crisp text on high-DPI screens
 
@@ -16,7 +18,7 @@ PNG_SCALE = 2.0  # 2x for crisp text on high-DPI screens
 def export_scene(scene: QGraphicsScene, path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".svg", ".png"):
+    if suffix not in GRAPH_SUFFIXES:
         raise ValueError(f"unsupported graph format '{path.suffix}': use .svg or .png")
     selected = scene.selectedItems()
     scene.clearSelection()  # the export shows the model, not the user's current selection

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 
 from explorer.layout.graphviz import EdgeRoute
 from explorer.ui.text import tooltip as plain_tooltip
-from explorer.ui.theme import canvas_colours
+from explorer.ui.theme import canvas_colours, frame_colours
 
 CATEGORY_COLOURS = {
     "input": "#9ad0f5", "convolution": "#f7b267", "pooling": "#a0d995", "normalization": "#c9b6e4",
@@ -123,12 +123,13 @@ class FrameItem(QGraphicsRectItem):
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(QPen(QColor("#4a7fb5"), 1.2, Qt.PenStyle.DashLine))
+        border, title_colour = frame_colours()
+        painter.setPen(QPen(border, 1.2, Qt.PenStyle.DashLine))
         painter.setBrush(QColor(143, 184, 222, 40))
         painter.drawRoundedRect(self.rect(), 8, 8)
         title, _ = box_fonts()
         painter.setFont(title)
-        painter.setPen(QColor("#2b5b8a"))
+        painter.setPen(title_colour)
         painter.drawText(self.rect().adjusted(8, 4, -8, 0), Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft,
                          f"▾ {self.label}")
 

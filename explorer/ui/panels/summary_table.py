@@ -109,12 +109,16 @@ class SummaryPanel(QWidget):
         layout.addWidget(self.totals)
         layout.addWidget(self.table)
         self._muted = False
+        self._reporting = False  # emitting what the user did in the table
 
     def follow(self, session: Session) -> None:
+        # What the table itself started (a click, Ctrl+click) is not mirrored back onto it mid-click.
         session.graph_changed.connect(lambda: self.set_graph(session.graph))
-        session.selection_changed.connect(lambda: self.select(session.layer) if session.layer else None)
+        session.selection_changed.connect(
+            lambda: self.select(session.layer) if session.layer and not self._reporting else None)
         session.chosen_changed.connect(
-            lambda: self.select_many(list(session.chosen)) if len(session.chosen) > 1 else None)
+            lambda: self.select_many(list(session.chosen)) if len(session.chosen) > 1 and not self._reporting
+            else None)
         self.layer_selected.connect(session.select)
         self.selection_changed.connect(lambda paths: session.choose(paths if len(paths) > 1 else []))
 
@@ -137,7 +141,10 @@ class SummaryPanel(QWidget):
         index = self.proxy.mapFromSource(self.model.index(row, 0))
         self._muted = True
         flags = QItemSelectionModel.SelectionFlag
-        self.table.selectionModel().setCurrentIndex(index, flags.ClearAndSelect | flags.Rows)
+        selection = self.table.selectionModel()
+        # A row already selected (Ctrl+click adding it) keeps the other selected rows.
+        selected = selection.isRowSelected(index.row(), index.parent())
+        selection.setCurrentIndex(index, flags.NoUpdate if selected else flags.ClearAndSelect | flags.Rows)
         self.table.scrollTo(index)
         self._muted = False
 
@@ -159,7 +166,14 @@ class SummaryPanel(QWidget):
 
     def _on_selection(self) -> None:
         if not self._muted:
-            self.selection_changed.emit(self.selected_paths())
+            self._report(self.selection_changed, self.selected_paths())
+
+    def _report(self, signal: Signal, value: object) -> None:
+        self._reporting = True
+        try:
+            signal.emit(value)
+        finally:
+            self._reporting = False
 
     def selected_path(self) -> str | None:
         index = self.table.selectionModel().currentIndex()
@@ -167,4 +181,4 @@ class SummaryPanel(QWidget):
 
     def _on_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid() and not self._muted:
-            self.layer_selected.emit(current.data(PATH_ROLE))
+            self._report(self.layer_selected, current.data(PATH_ROLE))
