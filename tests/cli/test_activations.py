@@ -53,7 +53,7 @@ def _fitted(side: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("activations_cli")
+    return tmp_path_factory.mktemp("activations")
 
 
 @pytest.fixture(scope="module")

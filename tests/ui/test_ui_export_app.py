@@ -42,7 +42,7 @@ def test_export_rejects_other_formats(window, tmp_path):
 
 
 @pytest.mark.parametrize("suffix", ["svg", "png"])
-def test_export_actions_write_the_chosen_file(window, monkeypatch, tmp_path, suffix):
+def test_graph_export_writes_the_chosen_file(window, monkeypatch, tmp_path, suffix):
     target = tmp_path / f"chosen.{suffix}"
     asked = []
 
