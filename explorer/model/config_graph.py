@@ -178,6 +178,13 @@ class _Builder:
     # -- Functional: inbound nodes cite (layer, node, index) with the tensor's recorded shape.
     def _functional(self, inner: dict, layers: list[dict], prefix: tuple[str, ...], parent: str | None) -> _Model:
         calls_by_layer = {_layer_name(e, i): _parse_inbound(e.get("inbound_nodes") or []) for i, e in enumerate(layers)}
+        keras2 = any(isinstance(node, list) for e in layers for node in (e.get("inbound_nodes") or []))
+        skip_first = {_layer_name(e, i) for i, e in enumerate(layers) if _skips_first_node(e)}
+        if keras2:  # cited calls of nested models count from 1: make them the 0-based calls used here
+            for calls in calls_by_layer.values():
+                for call in calls:
+                    call.inputs = [((ref[0], ref[1] - 1, ref[2]) if ref and ref[0] in skip_first and ref[1] > 0
+                                    else ref, shape) for ref, shape in call.inputs]
         cited: dict[str, dict[tuple[int, int], Shape | None]] = {}
         for calls in calls_by_layer.values():
             for call in calls:
@@ -190,11 +197,12 @@ class _Builder:
         join = "/".join
         model = _Model()
         model.input_layers = [join((*prefix, ref[0])) for _, ref in _port_refs(inner.get("input_layers"))]
-        # Keras numbers a nested Functional's calls from 1 in output_layers (call 0 is its own internal node)
-        # but from 0 in inbound_nodes; its loader subtracts 1 the same way.
-        functional = {_layer_name(e, i) for i, e in enumerate(layers) if e.get("class_name") == "Functional"}
+        # Keras numbers a nested model's calls from 1 in output_layers (call 0 is its own internal node); Keras 3
+        # does so for Functional models only, and numbers from 0 in inbound_nodes. Its loaders subtract 1 alike.
+        offset = skip_first if keras2 else {_layer_name(e, i) for i, e in enumerate(layers)
+                                            if e.get("class_name") == "Functional"}
         model.outputs = [
-            (key, (join((*prefix, ref[0])), ref[1] - (ref[0] in functional and ref[1] > 0), ref[2]))
+            (key, (join((*prefix, ref[0])), ref[1] - (ref[0] in offset and ref[1] > 0), ref[2]))
             for key, ref in _port_refs(inner.get("output_layers"))
         ]
         return model
@@ -345,10 +353,30 @@ def _parse_inbound(inbound: list) -> list[_Call]:
             _collect_tensors(node.get("args", []), found)
             _collect_tensors(node.get("kwargs", {}), found)
             calls.append(_Call(found))
-        elif isinstance(node, list):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
-            refs = [(str(t[0]), int(t[1]), int(t[2])) for t in node if isinstance(t, list) and len(t) >= 3]
-            calls.append(_Call([(ref, None) for ref in refs]))
+        elif isinstance(node, list):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...], or one entry
+            calls.append(_Call([(ref, None) for ref in _keras2_refs(node)]))
     return calls
+
+
+def _keras2_refs(value: Any) -> list[TensorRef]:
+    """The tensors a Keras 2 node entry cites, flattened the way its loader does (``tf.nest.flatten``): an entry
+    is ``[layer, node_index, tensor_index(, kwargs)]``; a node is one entry (TFOpLambda) or a nest of them."""
+    if not isinstance(value, list):
+        return []
+    if len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int) and isinstance(value[2], int):
+        return [(value[0], value[1], value[2])]
+    return [ref for item in value for ref in _keras2_refs(item)]
+
+
+def _skips_first_node(entry: dict) -> bool:
+    """A nested model built on an Input has a first node of its own (input to output) that Keras 2 does not
+    save: the calls that configs cite are numbered from 1 (tf-keras ``functional._should_skip_first_node``)."""
+    if not _is_layer_list_model(entry):
+        return False
+    if entry.get("class_name") != "Sequential":
+        return True
+    inner = entry["config"]["layers"]
+    return bool(inner) and isinstance(inner[0], dict) and inner[0].get("class_name") == "InputLayer"
 
 
 def _collect_tensors(value: Any, found: list) -> None:

@@ -39,7 +39,20 @@ ALLOWED_MODULE_PREFIXES = (
     "keras.src.models.functional", "keras.src.models.sequential", "keras.quantizers", "keras.src.quantizers",
     # keras.ops calls recorded in functional graphs (relu, add, ...): tensor math, no I/O
     "keras.src.ops.nn", "keras.src.ops.numpy", "keras.src.ops.math", "keras.src.ops.image", "keras.src.ops.linalg",
+    # Keras 2 (tf.keras 2.13+, tf-keras): its layers and its own model classes
+    "tf_keras.src.layers", "keras.src.engine.functional", "keras.src.engine.sequential", "keras.src.engine.training",
+    "tf_keras.src.engine.functional", "tf_keras.src.engine.sequential", "tf_keras.src.engine.training",
+    "keras.engine.functional", "keras.engine.sequential", "keras.engine.training",
 )
+# TFOpLambda / SlicingOpLambda call a TensorFlow function by its name: tensor math is fine, anything else (file
+# I/O, py_function, printing, summaries) is code the file makes run.
+TF_OP_LAYERS = {"TFOpLambda", "SlicingOpLambda"}
+TF_OP_PREFIXES = ("math.", "nn.", "__operators__.", "linalg.", "image.resize", "compat.v1.shape", "compat.v1.gather")
+TF_OP_NAMES = {
+    "reshape", "concat", "stack", "unstack", "cast", "expand_dims", "squeeze", "transpose", "clip_by_value", "where",
+    "split", "shape", "identity", "tile", "gather", "one_hot", "pad", "broadcast_to", "zeros_like", "ones_like",
+    "reverse", "cumsum", "argmax", "argmin", "einsum", "range", "size", "rank", "convert_to_tensor", "__getitem__",
+}
 FUNCTION_MODULES = ("keras.activations", "keras.src.activations", "keras.initializers", "keras.src.initializers")
 _SPECIAL = {"Lambda", "TFSMLayer", "__lambda__", "function"}
 LAYER_CLASSES_THAT_RUN_CODE = {"Lambda": "a Lambda layer (Python code stored in the file)",
@@ -103,7 +116,7 @@ def _spell(location: tuple) -> str:
 def _check_object(location: tuple, item: dict, trusted: tuple[str, ...]) -> list[Finding]:
     class_name = item.get("class_name")
     module = item.get("module")
-    if module in (None, "keras", "keras.layers", "keras.initializers") and class_name not in _SPECIAL \
+    if module in (None, "keras", "keras.layers", "keras.initializers") and class_name not in _SPECIAL | TF_OP_LAYERS \
             and not PATH_KEYS & item.keys() and "function_type" not in item and "__lambda__" not in item \
             and not (isinstance(item.get("registered_name"), str) and ">" in item["registered_name"]) \
             and not ("module" in item and module is None):
@@ -113,6 +126,12 @@ def _check_object(location: tuple, item: dict, trusted: tuple[str, ...]) -> list
     registered = item.get("registered_name")
     if class_name in LAYER_CLASSES_THAT_RUN_CODE:
         found.append(Finding(path, LAYER_CLASSES_THAT_RUN_CODE[class_name]))
+    if class_name in TF_OP_LAYERS:
+        config = item.get("config") if isinstance(item.get("config"), dict) else {}
+        function = config.get("function")
+        if not (isinstance(function, str) and (function.startswith(TF_OP_PREFIXES) or function in TF_OP_NAMES)):
+            found.append(Finding(path, f"calls the TensorFlow function {_short(str(function))!r} by name "
+                                       f"({class_name}), not a tensor operation"))
     if class_name == "__lambda__" or "__lambda__" in item or item.get("function_type") == "lambda":
         found.append(Finding(path, "Python bytecode (a serialized lambda)"))
     if class_name == "function":

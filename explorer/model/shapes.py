@@ -147,6 +147,19 @@ def _elementwise(config: dict, shapes: list[Shape]) -> list[Shape]:
     return [shapes[0]]
 
 
+_SHAPE_CHANGING_OPS = ("reduce", "arg", "top_k", "matmul", "segment", "unsorted", "bincount", "count_nonzero")
+
+
+@_rule("TFOpLambda")
+def _tf_op(config: dict, shapes: list[Shape]) -> list[Shape] | None:
+    """Keras 2's element-wise TensorFlow ops (``preprocess_input``'s scale and shift, activations): the shape of
+    the tensor they are applied to; anything else is not guessed."""
+    function = str(config.get("function", ""))
+    elementwise = function.startswith(("math.", "__operators__.", "nn.")) and not any(
+        part in function for part in _SHAPE_CHANGING_OPS)
+    return [shapes[0]] if elementwise and len({tuple(s) for s in shapes}) == 1 else None
+
+
 @_rule("Concatenate")
 def _concatenate(config: dict, shapes: list[Shape]) -> list[Shape]:
     axis = config.get("axis", -1) % len(shapes[0])
