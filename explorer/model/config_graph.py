@@ -23,7 +23,7 @@ def graph_from_config(
     inner = config.get("config") if isinstance(config.get("config"), dict) else {}
     name = str(inner.get("name") or class_name or "model")
     builder = _Builder()
-    if _is_layer_list_model(config):
+    if is_layer_list_model(config):
         kind = "sequential" if class_name == "Sequential" else "functional"
         model = builder.model(config, prefix=(), parent=None)
         inputs = tuple(Port(p.rsplit("/", 1)[-1], p, builder.output_shape(p, 0, 0)) for p in model.input_layers)
@@ -117,7 +117,7 @@ def _finish_node(node: LayerNode, category: str) -> LayerNode:
     return LayerNode(**{**node.__dict__, "category": category})
 
 
-def _is_layer_list_model(config: Any) -> bool:
+def is_layer_list_model(config: Any) -> bool:
     return (
         isinstance(config, dict)
         and config.get("class_name") in MODEL_CLASSES
@@ -162,7 +162,7 @@ class _Builder:
         previous: str | None = None
         shape = _shape(inner.get("build_input_shape"))
         for position, entry in enumerate(layers):
-            name = _layer_name(entry, position)
+            name = layer_name(entry, position)
             path = "/".join((*prefix, name))
             calls = [] if previous is None else [_Call([((previous, 0, 0), shape)])]
             next_input = _build_input_shape(layers[position + 1]) if position + 1 < len(layers) else None
@@ -177,9 +177,9 @@ class _Builder:
 
     # -- Functional: inbound nodes cite (layer, node, index) with the tensor's recorded shape.
     def _functional(self, inner: dict, layers: list[dict], prefix: tuple[str, ...], parent: str | None) -> _Model:
-        calls_by_layer = {_layer_name(e, i): _parse_inbound(e.get("inbound_nodes") or []) for i, e in enumerate(layers)}
+        calls_by_layer = {layer_name(e, i): _parse_inbound(e.get("inbound_nodes") or []) for i, e in enumerate(layers)}
         keras2 = any(isinstance(node, list) for e in layers for node in (e.get("inbound_nodes") or []))
-        skip_first = {_layer_name(e, i) for i, e in enumerate(layers) if _skips_first_node(e)}
+        skip_first = {layer_name(e, i) for i, e in enumerate(layers) if _skips_first_node(e)}
         if keras2:  # cited calls of nested models count from 1: make them the 0-based calls used here
             for calls in calls_by_layer.values():
                 for call in calls:
@@ -192,14 +192,14 @@ class _Builder:
                     if ref is not None and shape is not None:
                         cited.setdefault(ref[0], {})[(ref[1], ref[2])] = shape
         for position, entry in enumerate(layers):
-            name = _layer_name(entry, position)
+            name = layer_name(entry, position)
             self._add_layer(entry, prefix, parent, calls_by_layer[name], cited.get(name, {}))
         join = "/".join
         model = _Model()
         model.input_layers = [join((*prefix, ref[0])) for _, ref in _port_refs(inner.get("input_layers"))]
         # Keras numbers a nested model's calls from 1 in output_layers (call 0 is its own internal node); Keras 3
         # does so for Functional models only, and numbers from 0 in inbound_nodes. Its loaders subtract 1 alike.
-        offset = skip_first if keras2 else {_layer_name(e, i) for i, e in enumerate(layers)
+        offset = skip_first if keras2 else {layer_name(e, i) for i, e in enumerate(layers)
                                             if e.get("class_name") == "Functional"}
         model.outputs = [
             (key, (join((*prefix, ref[0])), ref[1] - (ref[0] in offset and ref[1] > 0), ref[2]))
@@ -213,13 +213,13 @@ class _Builder:
     ) -> None:
         class_name = str(entry.get("class_name", "?"))
         layer_config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
-        name = _layer_name(entry, len(self.nodes))
+        name = layer_name(entry, len(self.nodes))
         names = (*prefix, name)
         path = "/".join(names)
         resolved_calls = [self._resolve_inputs(call, prefix) for call in calls] or [[_input_shape(layer_config)]]
         nested: _Model | None = None
         children: tuple[str, ...] = ()
-        if _is_layer_list_model(entry):
+        if is_layer_list_model(entry):
             start = len(self.nodes)
             self.nodes.append(None)  # type: ignore[arg-type]  # placeholder keeps parents before children
             nested = self.model(entry, names, path)
@@ -323,7 +323,7 @@ def _weight_label(weight: RawWeight, own_labels: Iterator[str]) -> str:
     return f"{head}/{sublayer_weight_name(head.rsplit('/', 1)[-1], int(tail))}"
 
 
-def _layer_name(entry: dict, position: int) -> str:
+def layer_name(entry: dict, position: int) -> str:
     config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
     return str(entry.get("name") or config.get("name") or f"layer_{position}")
 
@@ -371,7 +371,7 @@ def _keras2_refs(value: Any) -> list[TensorRef]:
 def _skips_first_node(entry: dict) -> bool:
     """A nested model built on an Input has a first node of its own (input to output) that Keras 2 does not
     save: the calls that configs cite are numbered from 1 (tf-keras ``functional._should_skip_first_node``)."""
-    if not _is_layer_list_model(entry):
+    if not is_layer_list_model(entry):
         return False
     if entry.get("class_name") != "Sequential":
         return True

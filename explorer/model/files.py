@@ -15,6 +15,7 @@ from explorer.model.model_file import ModelFile, ModelFileError
 from explorer.model.readers.keras_zip import read_keras_archive
 from explorer.model.readers.legacy_h5 import read_legacy_h5
 from explorer.model.safety import scan_config
+from explorer.model.weight_groups import with_unnamed_groups
 
 __all__ = ["EXPORT_METADATA_KEY", "ModelFileError", "load_graph", "read_model_file"]
 
@@ -30,7 +31,7 @@ def load_graph(path: str | os.PathLike[str], trusted_modules: tuple[str, ...] = 
     try:
         return graph_from_config(
             model_file.config,
-            model_file.weights,
+            with_unnamed_groups(model_file.config, model_file.weights),
             keras_version=model_file.metadata.get("keras_version"),
             source=str(model_file.path),
             provenance=_provenance(model_file.metadata),

@@ -53,8 +53,10 @@ def read_weight_tree(h5: h5py.File) -> WeightTree:
         if isinstance(item, h5py.Dataset):
             datasets.append((path, item))
         elif path.endswith("vars") and (path == "vars" or path.endswith("/vars")):
-            name = item.attrs.get("name")
-            names[path.rpartition("/")[0]] = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+            name = item.attrs.get("name")  # only Keras >= 3.6 writes it (explorer.model.weight_groups: the rest)
+            if name is not None:
+                names[path.rpartition("/")[0]] = name.decode("utf-8", "replace") if isinstance(name, bytes) \
+                    else str(name)
 
     h5.visititems(visit)
     stored = tuple(stored_dataset(path, dataset) for path, dataset in datasets)
@@ -80,9 +82,9 @@ def read_weight_tree(h5: h5py.File) -> WeightTree:
         key = "/".join([*sublayers, parts[-1]])
         weight = RawWeight(key, tuple(int(d) for d in dataset.shape), str(dataset.dtype))
         result.setdefault(tuple(names[g] for g in layer_groups), []).append(weight)
-    attributes = {path: (names.get(path, path.rsplit("/", 1)[-1]), tuple(sorted(weights, key=_storage_order)))
+    attributes = {path: (names.get(path, path.rsplit("/", 1)[-1]), tuple(sorted(weights, key=storage_order)))
                   for path, weights in by_attribute.items()}
-    return WeightTree({k: tuple(sorted(v, key=_storage_order)) for k, v in result.items()}, datasets=stored,
+    return WeightTree({k: tuple(sorted(v, key=storage_order)) for k, v in result.items()}, datasets=stored,
                       by_attribute=attributes)
 
 
@@ -95,7 +97,7 @@ def stored_dataset(path: str, dataset: h5py.Dataset) -> StoredDataset:
     return StoredDataset(path, size, plist.get_external_count() > 0, layout == h5py.h5d.VIRTUAL)
 
 
-def _storage_order(weight: RawWeight) -> tuple:
+def storage_order(weight: RawWeight) -> tuple:
     """Own variables first in index order, then sublayers' by name and index (as Keras lists them)."""
     head, _, index = weight.key.rpartition("/")
     return (head != "", head, _natural(index))

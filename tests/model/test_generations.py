@@ -14,14 +14,6 @@ from explorer.model.files import load_graph
 
 GENERATIONS = Path(__file__).resolve().parents[1] / "fixtures" / "generations"
 MANIFEST = json.loads((GENERATIONS / "manifest.json").read_text())
-# tf.keras .keras archives store weights without names, in Keras' loading order: not mapped yet (issue 10).
-UNMAPPED_WEIGHTS = {"tf_keras_2.21/nested.keras"}
-
-
-def _params_case(name: str):
-    marks = [pytest.mark.xfail(strict=True, reason="weights of a tf.keras .keras archive are not mapped yet")] \
-        if name in UNMAPPED_WEIGHTS else []
-    return pytest.param(name, marks=marks)
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))
@@ -39,8 +31,9 @@ def test_the_structure_is_what_keras_reported(name):
     assert not graph.findings, graph.findings
 
 
-@pytest.mark.parametrize("name", [_params_case(name) for name in sorted(MANIFEST)])
+@pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_parameter_counts_are_exact(name):
+    """Legacy .h5 groups carry layer names; tf.keras .keras groups do not and are found as Keras loads them."""
     facts = MANIFEST[name]
     total, trainable, _ = load_graph(GENERATIONS / name).totals
     assert (total, trainable) == (facts["count_params"], facts["trainable_params"])
