@@ -12,6 +12,7 @@ from typing import Any
 from explorer.model.config_graph import MODEL_CLASSES, graph_from_config
 from explorer.model.graph import LayerGraph
 from explorer.model.model_file import ModelFile, ModelFileError
+from explorer.model.readers.json_arch import read_json_architecture
 from explorer.model.readers.keras_zip import read_keras_archive
 from explorer.model.readers.legacy_h5 import read_legacy_h5
 from explorer.model.safety import scan_config
@@ -64,6 +65,8 @@ def read_model_file(path: str | os.PathLike[str], trusted_modules: tuple[str, ..
         model_file = read_keras_archive(file_path)
     elif head == HDF5_MAGIC:
         model_file = read_legacy_h5(file_path)
+    elif head.lstrip().startswith(b"{"):
+        model_file = read_json_architecture(file_path)
     else:
         raise ModelFileError(file_path, f"not a Keras model: {_describe(head)}")
     _require_model(model_file)
@@ -80,7 +83,7 @@ def _describe(head: bytes) -> str:
             return f"it is {kind}"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "it is a WebP image"
-    return "neither a .keras zip archive nor an HDF5 file"
+    return "neither a .keras zip archive, an HDF5 file nor an architecture JSON"
 
 
 def _require_model(model_file: ModelFile) -> None:

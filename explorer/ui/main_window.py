@@ -31,7 +31,7 @@ from explorer.ui.theme import notice_style
 from explorer.ui.trust import confirm_trust
 
 APP_NAME = "Keras Explorer"
-MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5);;All files (*)"
+MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5 *.json);;All files (*)"
 STATUS_MS = 8000
 
 

@@ -72,3 +72,21 @@ def test_a_tensorflow_op_that_is_not_tensor_math_is_a_finding(tmp_path):
         h5.attrs["model_config"] = json.dumps(config)
     findings = load_graph(hostile).findings
     assert len(findings) == 1 and "io.write_file" in str(findings[0]), findings
+
+
+def test_an_architecture_json_alone_opens_without_weights(tmp_path):
+    alone = tmp_path / "nested_arch.json"
+    shutil.copy(GENERATIONS / "tf_keras_2.21" / "nested_arch.json", alone)
+    graph = load_graph(alone)
+    assert {node.path for node in graph.nodes} >= set(MANIFEST["tf_keras_2.21/nested_arch.json"]["layers"])
+    assert graph.totals == (0, 0, 0)  # the weights are what it lacks, not the structure
+    assert graph.keras_version == "2.21.0"
+
+
+def test_a_json_file_that_is_not_a_model_says_so(tmp_path):
+    from explorer.model.files import ModelFileError
+
+    other = tmp_path / "settings.json"
+    other.write_text('{"theme": "dark"}')
+    with pytest.raises(ModelFileError, match="not a Keras model architecture"):
+        load_graph(other)
