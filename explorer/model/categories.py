@@ -53,6 +53,10 @@ _WEIGHT_NAMES = {
 _NON_TRAINABLE = {"moving_mean", "moving_variance", "mean", "variance", "count"}
 
 
+def classes_with_known_weights() -> tuple[str, ...]:
+    return (*_WEIGHT_NAMES, "BatchNormalization", "LayerNormalization", "GroupNormalization")
+
+
 def weight_names(class_name: str, config: dict, count: int) -> tuple[str, ...]:
     """Names of a layer's own variables in storage order (Keras 3 stores them as 0, 1, ...)."""
     if class_name in ("BatchNormalization", "LayerNormalization", "GroupNormalization"):

@@ -5,6 +5,7 @@ No code from the file runs. One reader per format lives in explorer.model.reader
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from explorer.model.readers.keras_zip import read_keras_archive
 from explorer.model.readers.legacy_h5 import read_legacy_h5
 from explorer.model.safety import scan_config
 from explorer.model.weight_groups import with_unnamed_groups
+from explorer.model.weights_graph import graph_of_weights
 
 __all__ = ["EXPORT_METADATA_KEY", "ModelFileError", "load_graph", "read_model_file"]
 
@@ -29,6 +31,9 @@ def load_graph(path: str | os.PathLike[str], trusted_modules: tuple[str, ...] = 
     """Read a model file and return its layer graph (with the safety findings); raises ModelFileError with a
     readable message. No code from the file runs."""
     model_file = read_model_file(path, trusted_modules)
+    if model_file.weights_only:
+        return graph_of_weights(model_file.weights, model_file.path.stem, model_file.metadata.get("keras_version"),
+                                str(model_file.path), model_file.findings)
     try:
         return graph_from_config(
             model_file.config,
@@ -69,9 +74,10 @@ def read_model_file(path: str | os.PathLike[str], trusted_modules: tuple[str, ..
         model_file = read_json_architecture(file_path)
     else:
         raise ModelFileError(file_path, f"not a Keras model: {_describe(head)}")
-    _require_model(model_file)
+    if not model_file.weights_only:
+        _require_model(model_file)
     findings = (*model_file.findings, *scan_config(model_file.config, "config", trusted_modules))
-    return ModelFile(model_file.path, model_file.config, model_file.metadata, model_file.weights, findings)
+    return dataclasses.replace(model_file, findings=findings)
 
 
 def _describe(head: bytes) -> str:

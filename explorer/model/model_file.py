@@ -25,6 +25,7 @@ class ModelFile:
     metadata: dict[str, Any]
     weights: WeightTree
     findings: tuple[Finding, ...] = ()
+    weights_only: bool = False  # save_weights output: variables without an architecture
 
 
 def file_digest(path: str | Path) -> str:

@@ -137,11 +137,14 @@ def test_h5_without_model_config(tmp_path):
     _expect_error(path, "without a model config")
 
 
-def test_weights_only_h5(tmp_path, zoo):
-    """``model.save_weights`` output opened as a model."""
+def test_weights_only_h5_opens_as_its_stored_layers(tmp_path, zoo):
+    """``model.save_weights`` output: no architecture, so no connections; the variables with exact totals."""
     path = tmp_path / "only.weights.h5"
-    zoo("sequential_dense").model.save_weights(path)
-    _expect_error(path, "without a model config")
+    case = zoo("sequential_dense")
+    case.model.save_weights(path)
+    graph = load_graph(path)
+    assert graph.kind == "weights" and not graph.edges
+    assert graph.totals[0] == case.model.count_params()
 
 
 def test_h5_model_config_invalid_json(tmp_path):

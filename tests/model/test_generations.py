@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import h5py
 import pytest
 
 from explorer.model.files import load_graph
+from tests.support.generations import GENERATIONS, MANIFEST
 
-GENERATIONS = Path(__file__).resolve().parents[1] / "fixtures" / "generations"
-MANIFEST = json.loads((GENERATIONS / "manifest.json").read_text())
 KERAS3_H5_OPERATIONS = {"TrueDivide", "Subtract"}
 
 
@@ -90,3 +88,15 @@ def test_a_json_file_that_is_not_a_model_says_so(tmp_path):
     other.write_text('{"theme": "dark"}')
     with pytest.raises(ModelFileError, match="not a Keras model architecture"):
         load_graph(other)
+
+
+@pytest.mark.parametrize("name", ["tf_keras_2.21/nested_arch.h5", "keras_3.0.5/nested_arch.weights.h5"])
+def test_a_weights_only_file_opens_as_its_stored_layers(name):
+    """save_weights output (Keras 2 layout, unnamed Keras 3 groups): layers and variables, exact totals, and no
+    connection invented."""
+    facts = MANIFEST[name.replace(".weights.h5", ".json").replace("nested_arch.h5", "nested_arch.json")]
+    graph = load_graph(GENERATIONS / name)
+    assert graph.kind == "weights" and not graph.edges and not graph.findings
+    total, trainable, _ = graph.totals
+    assert (total, trainable) == (facts["count_params"], facts["trainable_params"])
+    assert all(node.weights or node.children for node in graph.nodes)

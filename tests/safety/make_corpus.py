@@ -107,7 +107,7 @@ CORPUS: tuple[Entry, ...] = (
     Entry("weight_mismatch.keras", BROKEN, ("do not match",), "the d1 kernel swapped for a (4, 7) one"),
     Entry("weight_mismatch_legacy.h5", BROKEN, ("do not match",), "legacy HDF5: the d1 kernel swapped for (4, 7)"),
     Entry("top_level_layer.keras", BROKEN, ("layer, not a model",), "config.json holds a Dense layer"),
-    Entry("weights_only.h5", BROKEN, ("model config",), "an HDF5 weights file, no model config"),
+    Entry("weights_only.h5", GOOD, (), "an HDF5 weights file (save_weights): opens as its stored layers"),
     # -- controls
     Entry("good.keras", GOOD, (), "the untouched base model"),
     Entry("good_legacy.h5", GOOD, (), "the untouched base model, legacy HDF5"),

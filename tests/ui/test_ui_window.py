@@ -253,3 +253,16 @@ def test_help_menu_opens_the_log_folder(window, monkeypatch, tmp_path):
     assert action in help_menu.actions()
     assert window.open_log_folder() == tmp_path / "state" / "log"
     assert (tmp_path / "state" / "log").is_dir()
+
+
+def test_a_weights_only_file_says_what_it_is(make_window, open_and_wait):
+    """save_weights output: the stored layers are drawn, the notice says where the architecture is, and nothing
+    is sent to Keras (there is no model to load)."""
+    from tests.support.generations import GENERATIONS
+
+    window = make_window()
+    open_and_wait(window, GENERATIONS / "tf_keras_2.21" / "nested_arch.h5")
+    assert window.session.graph.kind == "weights"
+    assert "weights only" in window.notice.text.text() and window.notice.isVisible()
+    assert "no architecture to compute with" in window.activations.view.message.text()
+    assert window.graph_view.items_by_path, "the stored layers are drawn"

@@ -10,7 +10,7 @@ import h5py
 
 from explorer.model.model_file import ModelFile, ModelFileError
 from explorer.model.safety import scan_hdf5
-from explorer.model.weights import read_legacy_weights
+from explorer.model.weights import read_legacy_weights, read_weight_tree
 
 
 def read_legacy_h5(path: Path) -> ModelFile:
@@ -18,7 +18,7 @@ def read_legacy_h5(path: Path) -> ModelFile:
         with h5py.File(path, "r") as h5:
             raw_config = h5.attrs.get("model_config")
             if raw_config is None:
-                raise ModelFileError(path, "an HDF5 file without a model config (weights only?)")
+                return _weights_only(path, h5)
             if isinstance(raw_config, bytes):
                 raw_config = raw_config.decode("utf-8")
             metadata = {"keras_version": _text_attr(h5.attrs.get("keras_version"))}
@@ -38,3 +38,16 @@ def _text_attr(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return None if value is None else str(value)
+
+
+def _weights_only(path: Path, h5: h5py.File) -> ModelFile:
+    """``save_weights`` output: Keras 2 (``layer_names`` on the root) or Keras 3 (``layers/<group>/vars``)."""
+    if "layer_names" in h5.attrs:
+        weights = read_legacy_weights(h5)
+    elif isinstance(h5.get("layers"), h5py.Group):
+        weights = read_weight_tree(h5)
+    else:
+        raise ModelFileError(path, "an HDF5 file without a model config or Keras weights")
+    metadata = {"keras_version": _text_attr(h5.attrs.get("keras_version"))}
+    findings = scan_hdf5(h5, "HDF5 file", path.stat().st_size, weights.datasets or None)
+    return ModelFile(path, {}, metadata, weights, tuple(findings), weights_only=True)

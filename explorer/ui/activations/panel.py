@@ -17,6 +17,7 @@ from explorer.inputs.sources import file_input_specs, prepare_input, suggested_p
 from explorer.live.cache import ActivationCache
 from explorer.live.protocol import Activation, Loaded, Traced, WorkerState
 from explorer.model.graph import InputSpec
+from explorer.model.weights_graph import WEIGHTS_KIND
 from explorer.ui.activations.feature_view import MESSAGE, FeatureView
 from explorer.ui.activations.input_panel import InputPanel
 from explorer.ui.live_client import LiveClient
@@ -117,6 +118,10 @@ class ActivationsPanel(QWidget):
     def _load(self) -> None:
         session = self.session
         if session.path is None:
+            return
+        if session.graph is not None and session.graph.kind == WEIGHTS_KIND:
+            self.view.show_message("A weights-only file has no architecture to compute with: open the model, or "
+                                   "its architecture JSON with these weights beside it.")
             return
         if session.refused:
             # The structure is shown, but nothing from this file runs without consent.

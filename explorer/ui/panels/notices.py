@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 from explorer.model.graph import LayerGraph
+from explorer.model.weights_graph import WEIGHTS_KIND
 from explorer.ui.session import Session
 from explorer.ui.theme import notice_style
 
@@ -17,6 +18,10 @@ INFO, WARNING = "info", "warning"
 def notice_for(graph: LayerGraph, trusted: bool) -> tuple[str, str]:
     """(kind, text) of the notice for this file; empty text when there is nothing to say."""
     parts = []
+    if graph.kind == WEIGHTS_KIND:
+        parts.append("This file holds weights only (save_weights): the architecture lives in code, or in an "
+                     "architecture JSON saved beside it (open that one to see the graph). Shown: each stored layer "
+                     "with its variables and the exact totals; no connections.")
     if graph.kind == "subclassed" and graph.trace:
         parts.append("This is a subclassed model: its forward pass is a Python method, so the file stores no "
                      "connections. The graph below was recovered by the live tier, not read from the file: "
