@@ -32,7 +32,8 @@ def load_graph(path: str | os.PathLike[str], trusted_modules: tuple[str, ...] = 
     readable message. No code from the file runs."""
     model_file = read_model_file(path, trusted_modules)
     if model_file.weights_only:
-        return graph_of_weights(model_file.weights, model_file.path.stem, model_file.metadata.get("keras_version"),
+        name = model_file.path.name.removesuffix(".h5").removesuffix(".weights")  # model.weights.h5: "model"
+        return graph_of_weights(model_file.weights, name, model_file.metadata.get("keras_version"),
                                 str(model_file.path), model_file.findings)
     try:
         return graph_from_config(
