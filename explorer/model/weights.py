@@ -128,3 +128,13 @@ def read_legacy_weights(h5: h5py.File) -> WeightTree:
             weight = RawWeight(parts[-1].split(":")[0], tuple(int(d) for d in dataset.shape), str(dataset.dtype))
             result.setdefault((layer_name, *inner), []).append(weight)
     return WeightTree({key: tuple(value) for key, value in result.items()})
+
+
+def read_saved_weights(h5: h5py.File) -> WeightTree | None:
+    """``save_weights`` output in either layout: Keras 2 (``layer_names`` on the root) or Keras 3
+    (``layers/<group>/vars``); None when the file holds neither."""
+    if "layer_names" in h5.attrs:
+        return read_legacy_weights(h5)
+    if isinstance(h5.get("layers"), h5py.Group):
+        return read_weight_tree(h5)
+    return None

@@ -21,7 +21,7 @@ WEIGHTS_KIND = "weights"
 def graph_of_weights(tree: WeightTree, name: str, keras_version: str | None, source: str,
                      findings: tuple[Finding, ...] = ()) -> LayerGraph:
     # Named layers (Keras 2, Keras >= 3.6) by their names; unnamed Keras 3 groups by their place in the file.
-    stored = {key: raw for key, raw in tree.by_layer.items()} or {
+    stored = dict(tree.by_layer) or {
         tuple(attribute.split("/")[1::2]) if attribute.startswith("layers/") else (attribute,): raw
         for attribute, (_name, raw) in tree.by_attribute.items()}
     paths: dict[str, list[str]] = {}  # path -> children, parents first
@@ -51,7 +51,9 @@ def graph_of_weights(tree: WeightTree, name: str, keras_version: str | None, sou
     return LayerGraph(name, WEIGHTS_KIND, tuple(nodes), (), (), (), keras_version, source, findings=findings)
 
 
+_CLASS_OF_GROUP = {to_snake_case(name): name for name in classes_with_known_weights()}
+
+
 def _class_of_group(group: str) -> str | None:
     """``batch_normalization_2`` -> BatchNormalization, for the classes whose variables are known."""
-    base = re.sub(r"_\d+$", "", group)
-    return next((c for c in classes_with_known_weights() if to_snake_case(c) == base), None)
+    return _CLASS_OF_GROUP.get(re.sub(r"_\d+$", "", group))

@@ -43,7 +43,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = Settings(settings)
         self.session = session = Session(self.settings, self)
-        self._opened = 0
         self.live = live or LiveClient(self)
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -89,7 +88,7 @@ class MainWindow(QMainWindow):
         self.notice.follow(session, self.ask_trust)
         self.findings.presence_changed.connect(self.findings_dock.setVisible)
         self.canvas.drawn.connect(self.graph_drawn)
-        session.graph_changed.connect(self._graph_changed)
+        session.file_opened.connect(self._file_opened)
         session.message.connect(lambda text: self.statusBar().showMessage(text, STATUS_MS))
         session.failed.connect(self._show_banner)
         self.activations.failed.connect(lambda message: self.statusBar().showMessage(message, STATUS_MS))
@@ -149,12 +148,9 @@ class MainWindow(QMainWindow):
         if path:
             self.open_image(path)
 
-    def _graph_changed(self) -> None:
-        session = self.session
-        if session.opened != self._opened:  # a new file; a traced structure keeps the banner's error
-            self._opened = session.opened
-            self.banner.hide()
-        self.setWindowTitle(f"{session.path.name} — {APP_NAME}" if session.path else APP_NAME)
+    def _file_opened(self) -> None:
+        self.banner.hide()
+        self.setWindowTitle(f"{self.session.path.name} — {APP_NAME}")
 
     def _show_banner(self, line: str) -> None:
         self._style_banner()

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class Session(QObject):
+    file_opened = Signal()  # a file (or the same one again) was opened: drop what belongs to the previous one
     graph_changed = Signal()  # a file was opened, or the live tier traced its structure: ``graph`` is new
     expanded_changed = Signal()  # nested models were opened or closed: redraw
     selection_changed = Signal()  # the current layer or its call site
@@ -41,7 +42,6 @@ class Session(QObject):
         self.trust_store = TrustStore(settings)
         self.tasks = TaskRunner(self)
         self.path: Path | None = None
-        self.opened = 0  # counts set_file calls: a reopened file is new to whoever keeps results of the old one
         self.graph: LayerGraph | None = None
         self.expanded: frozenset[str] = frozenset()
         self.layer: str | None = None
@@ -49,7 +49,6 @@ class Session(QObject):
         self.chosen: tuple[str, ...] = ()
         self.custom_objects: str | None = None
         self.image: LoadedImage | None = None
-        self.image_path: Path | None = None
         self.inputs: dict[str, PreparedInput] = {}
         self.inputs_version = 0
         self._live_pending = False
@@ -64,12 +63,12 @@ class Session(QObject):
 
     def set_file(self, path: Path, graph: LayerGraph) -> None:
         self.path, self.graph = path.resolve(), graph
-        self.opened += 1
         self.expanded, self.layer, self.call_site, self.chosen = frozenset(), None, None, ()
         self.custom_objects = None
         self._live_pending = True  # the worker loads the model once the graph is drawn, not competing with it
         self.settings.add_recent(str(self.path))
         log.info("opened %s (%d layers, %d findings)", self.path, len(graph.nodes), len(graph.findings))
+        self.file_opened.emit()
         self.graph_changed.emit()
 
     def apply_trace(self, trace: Trace) -> None:
@@ -186,10 +185,13 @@ class Session(QObject):
         except ImageError as error:
             self.message.emit(str(error))
             return False
-        self.image_path = Path(path)
         self.message.emit(f"Image {Path(path).name}")
         self.image_changed.emit()
         return True
+
+    @property
+    def image_path(self) -> Path | None:
+        return Path(self.image.source) if self.image is not None else None
 
     def input_arrays(self) -> dict[str, np.ndarray]:
         """What the model is fed, by input name."""

@@ -14,7 +14,7 @@ import h5py
 from explorer.model.graph import Finding
 from explorer.model.model_file import ModelFile, ModelFileError
 from explorer.model.safety import MAX_CONFIG_BYTES, scan_hdf5
-from explorer.model.weights import WeightTree, read_legacy_weights, read_weight_tree
+from explorer.model.weights import WeightTree, read_saved_weights
 
 WEIGHT_SUFFIXES = (".weights.h5", ".h5", "_weights.h5")
 
@@ -46,7 +46,7 @@ def read_json_architecture(path: Path) -> ModelFile:
 def _read_weights(path: Path) -> tuple[WeightTree, list[Finding]]:
     try:
         with h5py.File(path, "r") as h5:
-            tree = read_weight_tree(h5) if "layers" in h5 else read_legacy_weights(h5)
+            tree = read_saved_weights(h5) or WeightTree.empty()
             return tree, scan_hdf5(h5, path.name, path.stat().st_size, tree.datasets or None)
     except (OSError, RuntimeError, TypeError, ValueError, KeyError) as error:
         raise ModelFileError(path, f"the weights file beside it is damaged or truncated ({error})") from error

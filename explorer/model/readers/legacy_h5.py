@@ -10,7 +10,7 @@ import h5py
 
 from explorer.model.model_file import ModelFile, ModelFileError
 from explorer.model.safety import scan_hdf5
-from explorer.model.weights import read_legacy_weights, read_weight_tree
+from explorer.model.weights import read_legacy_weights, read_saved_weights
 
 
 def read_legacy_h5(path: Path) -> ModelFile:
@@ -42,11 +42,8 @@ def _text_attr(value: Any) -> str | None:
 
 def _weights_only(path: Path, h5: h5py.File) -> ModelFile:
     """``save_weights`` output: Keras 2 (``layer_names`` on the root) or Keras 3 (``layers/<group>/vars``)."""
-    if "layer_names" in h5.attrs:
-        weights = read_legacy_weights(h5)
-    elif isinstance(h5.get("layers"), h5py.Group):
-        weights = read_weight_tree(h5)
-    else:
+    weights = read_saved_weights(h5)
+    if weights is None:
         raise ModelFileError(path, "an HDF5 file without a model config or Keras weights")
     metadata = {"keras_version": _text_attr(h5.attrs.get("keras_version"))}
     findings = scan_hdf5(h5, "HDF5 file", path.stat().st_size, weights.datasets or None)

@@ -42,7 +42,6 @@ class ActivationsPanel(QWidget):
         self.client = client
         self.cache = ActivationCache()
         self.specs: list[InputSpec] = []
-        self._opened = 0  # the session's file opening this panel has set up for
         self._load_request = 0  # the live tier's answers to older loads belong to another file
         self.latest_request = 0
         self.class_names: list[str] = []
@@ -84,7 +83,7 @@ class ActivationsPanel(QWidget):
         self.call_site.currentIndexChanged.connect(
             lambda _i: session.set_call_site(self.call_site.currentData()) if self.call_site.count() else None)
         self.output_index.currentIndexChanged.connect(lambda _i: self._display())
-        session.graph_changed.connect(self._graph_changed)
+        session.file_opened.connect(self._file_opened)
         session.live_load_requested.connect(self._load)
         session.selection_changed.connect(self.show_current_layer)
         session.image_changed.connect(self._image_changed)
@@ -97,11 +96,8 @@ class ActivationsPanel(QWidget):
         client.status_changed.connect(self._set_status)
 
     # -- model and image
-    def _graph_changed(self) -> None:
-        """A file was opened: forget the old model's results. A traced structure of the same file changes nothing."""
-        if self.session.opened == self._opened:
-            return
-        self._opened = self.session.opened
+    def _file_opened(self) -> None:
+        """Forget the old model's results (a traced structure of the same file changes nothing here)."""
         self.cache.clear()
         self.outputs = []
         self.output_index.clear()
