@@ -45,9 +45,12 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
                              "needs --trust")
 
 
-def read_model(path: str) -> LayerGraph:
-    """The file's structure, its safety findings said on stderr (reading runs no code from the file)."""
-    graph = load_graph(path)
+def read_model(path: str, weights: str | None = None) -> LayerGraph:
+    """The file's structure, what Keras would refuse and its safety findings said on stderr (reading runs no code
+    from the file)."""
+    graph = load_graph(path, weights=weights)
+    for problem in graph.problems:
+        print(f"problem: {problem}", file=sys.stderr)
     for finding in graph.findings:
         print(f"finding: {finding}", file=sys.stderr)
     return graph
@@ -55,8 +58,10 @@ def read_model(path: str) -> LayerGraph:
 
 def read_loadable(options: argparse.Namespace) -> LayerGraph:
     """As read_model, for a command that goes on to load the file into Keras: refused unless ``--trust``
-    when the safety check found something."""
+    when the safety check found something, and never when Keras would refuse the file."""
     graph = read_model(options.model)
+    if any(problem.blocking for problem in graph.problems):
+        raise CommandError("Keras would refuse this file (the problem above): nothing was loaded")
     if graph.findings and not options.trust:
         raise UntrustedFile(options.model, graph.findings)
     return graph

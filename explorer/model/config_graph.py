@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from explorer.model.categories import category_of, is_trainable_weight, sublayer_weight_name, weight_names
-from explorer.model.graph import Edge, LayerGraph, LayerNode, Port, Shape, Weight
+from explorer.model.graph import Edge, LayerGraph, LayerNode, Port, Problem, Shape, Weight
+from explorer.model.known_classes import check_classes
 from explorer.model.shapes import infer_output_shapes
 from explorer.model.weights import RawWeight, WeightTree
 
@@ -38,23 +39,29 @@ def graph_from_config(
         kind = "unknown" if module.startswith("keras") and class_name in MODEL_CLASSES else "subclassed"
         inputs = outputs = ()
         builder.nodes = _tracked_sublayers(weights)
+    known = {node.path for node in builder.nodes}
+    problems = [Problem(None, f"the model's output '{port.layer}' is a layer that does not exist")
+                for port in outputs if port.layer not in known]
+    outputs = tuple(port for port in outputs if port.layer in known)
     output_paths = {p.layer for p in outputs}
     nodes = tuple(
         _finish_node(node, "output" if node.path in output_paths and not node.children else node.category)
         for node in (_assign_weights(builder.nodes, weights) if kind in ("sequential", "functional") else builder.nodes)
     )
-    _check_connections(nodes, builder.edges)
-    _check_weight_shapes(nodes)
+    edges, broken = _check_connections(nodes, builder.edges)
+    problems += [*broken, *_check_weight_shapes(nodes)]
+    if kind in ("sequential", "functional"):
+        problems += check_classes(nodes)
     own_config = {key: value for key, value in inner.items() if key not in ("layers", "input_layers",
                                                                             "output_layers")}
     if isinstance(config.get("build_config"), dict):
         own_config["build_config"] = config["build_config"]
-    return LayerGraph(name, kind, nodes, tuple(builder.edges), inputs, outputs, keras_version, source, provenance,
-                      findings, own_config)
+    return LayerGraph(name, kind, nodes, edges, inputs, outputs, keras_version, source, provenance,
+                      findings, own_config, problems=tuple(problems))
 
 
-def _check_weight_shapes(nodes: tuple[LayerNode, ...]) -> None:
-    """The stored kernel must fit the config (units / filters and the input width); Keras would fail later."""
+def _check_weight_shapes(nodes: tuple[LayerNode, ...]) -> Iterator[Problem]:
+    """The stored kernel must fit the config (units / filters and the input width): Keras refuses the file."""
     for node in nodes:
         kernel = next((w for w in node.weights if w.name == "kernel"), None)
         if kernel is None or not kernel.shape:
@@ -62,25 +69,31 @@ def _check_weight_shapes(nodes: tuple[LayerNode, ...]) -> None:
         width = node.config.get("units", node.config.get("filters"))
         if node.class_name in ("Dense", "Conv1D", "Conv2D", "Conv3D") and isinstance(width, int) \
                 and kernel.shape[-1] != width:
-            raise ValueError(f"layer '{node.path}': the stored kernel is {kernel.shape} but the config asks for "
-                             f"{width} outputs (weights and config do not match)")
+            yield Problem(node.path, f"the stored kernel is {kernel.shape} but the config asks for {width} outputs "
+                                     "(weights and config do not match)")
+            continue
         inputs = node.input_shapes[0] if node.input_shapes else ()
         fan_in = inputs[0][-1] if inputs and inputs[0] and node.class_name == "Dense" else None
         if isinstance(fan_in, int) and kernel.shape[0] != fan_in:
-            raise ValueError(f"layer '{node.path}': the stored kernel is {kernel.shape} but its input has "
-                             f"{fan_in} features (weights and config do not match)")
+            yield Problem(node.path, f"the stored kernel is {kernel.shape} but its input has {fan_in} features "
+                                     "(weights and config do not match)")
 
 
-def _check_connections(nodes: tuple[LayerNode, ...], edges: list[Edge]) -> None:
-    """Dangling references and cycles cannot come from Keras; report them instead of drawing nonsense."""
+def _check_connections(nodes: tuple[LayerNode, ...], edges: list[Edge]) -> tuple[tuple[Edge, ...], list[Problem]]:
+    """Inputs from layers that do not exist are problems (the edge is not drawn); a cycle cannot be drawn as a
+    model at all (it cannot come from Keras) and fails the file."""
     known = {n.path: n.calls for n in nodes}
     following: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    kept, problems = [], []
     for edge in edges:
         if edge.source not in known:
-            raise ValueError(f"layer '{edge.target}' takes its input from '{edge.source}', which does not exist")
+            problems.append(Problem(edge.target, f"takes its input from '{edge.source}', which does not exist"))
+            continue
         if edge.source_call >= known[edge.source]:
-            raise ValueError(f"layer '{edge.target}' uses call {edge.source_call} of '{edge.source}', which has "
-                             f"{known[edge.source]}")
+            problems.append(Problem(edge.target, f"uses call {edge.source_call} of '{edge.source}', which has "
+                                                 f"{known[edge.source]}"))
+            continue
+        kept.append(edge)
         following.setdefault((edge.source, edge.source_call), []).append((edge.target, edge.target_call))
     state: dict[tuple[str, int], int] = {}  # 1: on the current path, 2: done
     for start in list(following):
@@ -97,6 +110,7 @@ def _check_connections(nodes: tuple[LayerNode, ...], edges: list[Edge]) -> None:
             elif child not in state:
                 state[child] = 1
                 stack.append((child, iter(following.get(child, ()))))
+    return tuple(kept), problems
 
 
 def _tracked_sublayers(weights: WeightTree) -> list[LayerNode]:

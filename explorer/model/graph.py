@@ -27,6 +27,20 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Problem:
+    """Something in the file that Keras itself would refuse to load; the structure is drawn around it."""
+
+    layer: str | None  # the layer's path, None for the model as a whole
+    what: str
+    # Keras loads nothing of a file with such a problem, so neither does the live tier. Not blocking: what only
+    # the user's code can supply (a class Keras lacks); Keras names it itself when asked to load the file.
+    blocking: bool = True
+
+    def __str__(self) -> str:
+        return f"layer '{self.layer}': {self.what}" if self.layer else self.what
+
+
+@dataclass(frozen=True)
 class InputSpec:
     """A model input as the tiers feed it."""
 
@@ -132,6 +146,11 @@ class LayerGraph:
     model_config: Mapping[str, Any] = field(default_factory=dict, compare=False)
     # Set when the structure was recovered by running the model (subclassed models): method and caveats.
     trace: str | None = None
+    # What Keras would refuse in the file (explorer.model.config_graph checks); empty for a sound file.
+    problems: tuple[Problem, ...] = field(default=(), compare=False)
+    # What wrote the file and what kind of file it is (explorer.model.origin): None for a model built in memory.
+    writer: str | None = field(default=None, compare=False)
+    file_format: str | None = field(default=None, compare=False)
     _by_path: Mapping[str, LayerNode] = field(init=False, repr=False, compare=False)
     _inbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)
     _outbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)

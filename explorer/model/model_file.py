@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from explorer.model.graph import Finding
+from explorer.model.graph import Finding, Problem
 from explorer.model.weights import WeightTree
 
 
@@ -26,6 +26,8 @@ class ModelFile:
     weights: WeightTree
     findings: tuple[Finding, ...] = ()
     weights_only: bool = False  # save_weights output: variables without an architecture
+    problems: tuple[Problem, ...] = ()  # what Keras would refuse, found while reading the file
+    file_format: str = ""  # what kind of file it is, for the user: "legacy HDF5", ".keras archive", ...
 
 
 def file_digest(path: str | Path) -> str:

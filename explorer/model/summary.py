@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from explorer.model.graph import LayerGraph, Shape
+from explorer.model.origin import origin_text
 
 
 def summary_dict(graph: LayerGraph) -> dict[str, Any]:
@@ -13,11 +14,16 @@ def summary_dict(graph: LayerGraph) -> dict[str, Any]:
         "model": {
             "name": graph.name,
             "kind": graph.kind,
+            "format": graph.file_format,
+            "keras_version": graph.keras_version,
+            "writer": graph.writer,
+            "origin": origin_text(graph),
             "inputs": [{"name": p.name, "shape": _list(p.shape)} for p in graph.inputs],
             "outputs": [{"name": p.name, "shape": _list(p.shape)} for p in graph.outputs],
             "total_params": total,
             "trainable_params": trainable,
             "non_trainable_params": non_trainable,
+            "problems": [str(problem) for problem in graph.problems],  # what Keras would refuse
         },
         "layers": [
             {
@@ -60,6 +66,9 @@ def summary_text(graph: LayerGraph) -> str:
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [f'Model: "{graph.name}" ({graph.kind})']
+    if graph.file_format:
+        origin = origin_text(graph)
+        lines.append(origin[0].upper() + origin[1:])
     rule = "-" * (sum(widths) + 6)
     for index, row in enumerate(rows):
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

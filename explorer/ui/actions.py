@@ -29,6 +29,8 @@ _PIXMAP = QStyle.StandardPixmap
 COMMANDS = (
     Command("open", "&Open Model…", QKeySequence.StandardKey.Open, "Open a .keras or .h5 model",
             _PIXMAP.SP_DialogOpenButton),
+    Command("open_weights", "Open &Weights…", tip="Give an architecture JSON (model.to_json()) the weights that "
+            "save_weights wrote"),
     Command("open_image", "Open &Image…", "Ctrl+I", "Choose the image activations are computed on",
             _PIXMAP.SP_FileDialogDetailedView),
     Command("custom_objects", "Load Custom &Objects…",
@@ -54,8 +56,8 @@ COMMANDS = (
     Command("open_log_folder", "Open &Log Folder", tip="The folder of the log file to attach to a bug report"),
     Command("about", "&About Keras Explorer", tip="Versions of Keras Explorer, Keras, TensorFlow and Qt"),
 )
-FILE_MENU = ("open", "open_image", "custom_objects", "|recent", "-", "export_extractor", "copy_python",
-             "export_svg", "export_png", "export_activations_png", "export_activations_npy", "-", "quit")
+FILE_MENU = ("open", "open_weights", "open_image", "custom_objects", "|recent", "-", "export_extractor",
+             "copy_python", "export_svg", "export_png", "export_activations_png", "export_activations_npy", "-", "quit")
 VIEW_MENU = ("find", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all")
 SETTINGS_MENU = ("cache_budget",)
 HELP_MENU = ("shortcuts", "open_log_folder", "about")

@@ -43,6 +43,9 @@ class Exports(QObject):
         if not session.inputs:
             session.fail("The export is verified on the current input: open an image first")
             return None
+        if session.refusal:
+            session.fail(session.refusal)
+            return None
         if session.refused:
             session.fail("The safety check found code in this file: trust it before exporting from it")
             return None

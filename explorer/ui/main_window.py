@@ -31,7 +31,8 @@ from explorer.ui.theme import notice_style
 from explorer.ui.trust import confirm_trust
 
 APP_NAME = "Keras Explorer"
-MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5 *.json);;All files (*)"
+MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5 *.json saved_model.pb);;All files (*)"
+WEIGHTS_FILTER = "Keras weights (*.weights.h5 *.h5 *.hdf5);;All files (*)"
 STATUS_MS = 8000
 
 
@@ -105,7 +106,8 @@ class MainWindow(QMainWindow):
     def _slots(self) -> dict[str, object]:
         session, view, exports = self.session, self.graph_view, self.exports
         return {
-            "open": self.choose_model, "open_image": self.choose_image, "custom_objects": self.choose_custom_objects,
+            "open": self.choose_model, "open_weights": self.choose_weights, "open_image": self.choose_image,
+            "custom_objects": self.choose_custom_objects,
             "export_extractor": exports.export_extractor, "copy_python": exports.copy_python,
             "export_activations_png": lambda: exports.export_activations("png"),
             "export_activations_npy": lambda: exports.export_activations("npy"),
@@ -142,6 +144,12 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open Keras model", start, MODEL_FILTER)
         if path:
             self.open_model(path)
+
+    def choose_weights(self) -> None:
+        start = str(self.session.path.parent) if self.session.path else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open weights for the architecture", start, WEIGHTS_FILTER)
+        if path:
+            self.session.open_weights(path)
 
     def choose_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open image", str(Path.home()), IMAGE_FILTER)

@@ -14,6 +14,7 @@ from explorer.inputs.images import ImageError, LoadedImage, load_image
 from explorer.inputs.sources import PreparedInput
 from explorer.model.files import load_graph
 from explorer.model.graph import LayerGraph, Target
+from explorer.model.readers.json_arch import JSON_FORMAT
 from explorer.model.traced import Trace, traced_graph
 from explorer.text import BANNER, one_line
 from explorer.ui.settings import Settings
@@ -54,12 +55,21 @@ class Session(QObject):
         self._live_pending = False
 
     # -- the file
-    def open(self, path: str | Path) -> None:
-        """Read the file in the background; ``graph_changed`` follows, or ``failed``."""
+    def open(self, path: str | Path, weights: str | Path | None = None) -> None:
+        """Read the file in the background; ``graph_changed`` follows, or ``failed``. ``weights``: a save_weights
+        file for an architecture JSON (else the one beside it, if any)."""
         path = Path(path)
         self.message.emit(f"Reading {path.name}…")
-        self.tasks.submit("load", lambda _cancelled: load_graph(path), lambda graph: self.set_file(path, graph),
+        self.tasks.submit("load", lambda _cancelled: load_graph(path, weights=weights),
+                          lambda graph: self.set_file(path, graph),
                           lambda error: self.fail(f"Cannot open {path.name}: {reason_of(error)}", error))
+
+    def open_weights(self, weights: str | Path) -> None:
+        """Attach a save_weights file to the open architecture JSON."""
+        if self.path is None or self.graph is None or not (self.graph.file_format or "").startswith(JSON_FORMAT):
+            self.fail("Open Weights… gives an architecture JSON (model.to_json()) its weights: open the JSON first")
+            return
+        self.open(self.path, weights)
 
     def set_file(self, path: Path, graph: LayerGraph) -> None:
         self.path, self.graph = path.resolve(), graph
@@ -156,6 +166,15 @@ class Session(QObject):
         objects file it needs."""
         flagged = self.graph is not None and bool(self.graph.findings)
         return flagged and not self.trusted and self.custom_objects is None
+
+    @property
+    def refusal(self) -> str | None:
+        """Why Keras would load nothing of this file (a blocking problem), else None."""
+        blocking = [p for p in self.graph.problems if p.blocking] if self.graph is not None else []
+        if not blocking:
+            return None
+        more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+        return f"Keras would refuse this file: {blocking[0]}{more}"
 
     @property
     def runs_code(self) -> bool:

@@ -1,5 +1,6 @@
-"""Files written by older Keras generations (tests/fixtures/make_generations.py: tf-keras 2.21, Keras 3.0.5 and
-3.3.3), read without TensorFlow and compared with what the writing Keras reported (the manifest beside them)."""
+"""Files written by older Keras generations (tests/fixtures/make_generations.py: Keras 2.12, tf-keras 2.21, Keras
+3.0.5 and 3.3.3, plain TensorFlow 2.21), read without TensorFlow and compared with what the writing Keras
+reported (the manifest beside them)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import h5py
 import pytest
 
 from explorer.model.files import load_graph
-from tests.support.generations import GENERATIONS, MANIFEST
+from tests.support.generations import GENERATIONS, KERAS_FILES, MANIFEST
 
 KERAS3_H5_OPERATIONS = {"TrueDivide", "Subtract"}
+KERAS3_H5_OPERATION_LAYERS = {"true_divide"}  # Keras cannot load back TrueDivide (Subtract is also a layer)
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST))
+@pytest.mark.parametrize("name", sorted(KERAS_FILES))
 def test_the_structure_is_what_keras_reported(name):
     facts = MANIFEST[name]
     graph = load_graph(GENERATIONS / name)
@@ -32,9 +34,10 @@ def test_the_structure_is_what_keras_reported(name):
     (output,) = graph.outputs
     assert list(output.shape) == facts["output_shape"]
     assert not graph.findings, graph.findings
+    assert all(p.layer in KERAS3_H5_OPERATION_LAYERS for p in graph.problems), graph.problems
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST))
+@pytest.mark.parametrize("name", sorted(KERAS_FILES))
 def test_parameter_counts_are_exact(name):
     """Legacy .h5 groups carry layer names; tf.keras .keras groups do not and are found as Keras loads them."""
     facts = MANIFEST[name]
@@ -100,3 +103,51 @@ def test_a_weights_only_file_opens_as_its_stored_layers(name):
     total, trainable, _ = graph.totals
     assert (total, trainable) == (facts["count_params"], facts["trainable_params"])
     assert all(node.weights or node.children for node in graph.nodes)
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_FILES))
+def test_the_file_says_what_wrote_it(name):
+    """Provenance as the user knows it: the Keras release (its distribution for Keras 2) and the kind of file."""
+    graph = load_graph(GENERATIONS / name)
+    generation, file_name = name.split("/")
+    expected_format = ("SavedModel with Keras 2 metadata" if file_name.endswith("_savedmodel") else
+                       ".keras archive" if file_name.endswith(".keras") else
+                       "architecture JSON with the weights of " if file_name.endswith(".json") else "legacy HDF5")
+    assert graph.file_format.startswith(expected_format)
+    version = MANIFEST[name]["keras_version"]
+    if graph.keras_version is not None or generation.startswith(("tf_keras", "keras_2")):
+        assert graph.keras_version == version
+    assert graph.writer == {"tf_keras_2.21": "tf-keras", "keras_2.12": "tf.keras"}.get(generation)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in KERAS_FILES if n.endswith("_savedmodel")))
+def test_a_savedmodel_opens_from_its_folder_or_its_saved_model_pb(name):
+    folder = GENERATIONS / name
+    from_pb = load_graph(folder / "saved_model.pb")
+    assert from_pb.totals == load_graph(folder).totals
+    assert from_pb.source == str(folder)
+
+
+def test_a_savedmodel_without_keras_metadata_says_so():
+    from explorer.model.files import ModelFileError
+
+    (name,) = [n for n, facts in MANIFEST.items() if not facts.get("keras_metadata", True)]
+    with pytest.raises(ModelFileError, match="SavedModel without Keras metadata"):
+        load_graph(GENERATIONS / name)
+    with pytest.raises(ModelFileError, match="SavedModel without Keras metadata"):
+        load_graph(GENERATIONS / name / "saved_model.pb")
+
+
+def test_a_folder_that_is_no_savedmodel_says_so(tmp_path):
+    from explorer.model.files import ModelFileError
+
+    with pytest.raises(ModelFileError, match="not a SavedModel"):
+        load_graph(tmp_path)
+
+
+def test_a_keras3_h5_with_keras_ops_is_drawn_with_what_keras_cannot_reload():
+    """Keras 3 writes ``x / 127.5`` into a legacy .h5 as a TrueDivide entry without its module, which Keras
+    itself then cannot load: drawn, with the problem on the node (not blocking: the rest of the file is sound)."""
+    graph = load_graph(GENERATIONS / "keras_3.0.5" / "nested.h5")
+    (problem,) = graph.problems
+    assert problem.layer == "true_divide" and "cannot load it back" in problem.what and not problem.blocking

@@ -10,7 +10,8 @@ from explorer.model.files import load_graph
 from explorer.model.summary import format_shape, output_shape_text, summary_dict, summary_text
 from tests.support.zoo import ALL_MODELS
 
-MODEL_KEYS = {"name", "kind", "inputs", "outputs", "total_params", "trainable_params", "non_trainable_params"}
+MODEL_KEYS = {"name", "kind", "inputs", "outputs", "total_params", "trainable_params", "non_trainable_params",
+              "format", "keras_version", "writer", "origin", "problems"}
 LAYER_KEYS = {"name", "class_name", "parent", "output_shapes", "params", "calls", "inbound"}
 KINDS = {"sequential", "functional", "subclassed", "unknown"}
 

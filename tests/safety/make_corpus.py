@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HOSTILE, BROKEN, GOOD = "hostile", "broken", "good"
+HOSTILE, BROKEN, REFUSED, GOOD = "hostile", "broken", "refused", "good"
 HUGE_SHAPE = (200_000, 200_000)  # float32: 149 GB declared, never written
 CONFIG_BOMB_BYTES = 200 << 20  # spaces after the real config.json, deflated ~1000:1
 WEIGHTS_BOMB_BYTES = 256 << 20  # zeros after the real model.weights.h5, deflated ~1000:1
@@ -43,11 +43,14 @@ DEEP_SCAN = 500  # nesting depth that parses but is deeper than the scanner walk
 @dataclass(frozen=True)
 class Entry:
     name: str  # file name in the corpus folder
-    kind: str  # HOSTILE: `check` exits 1 with findings; BROKEN: exits 2 with a message; GOOD: exits 0
-    expect: tuple[str, ...]  # hostile: each is in some finding line; broken: each is in the error message
+    # HOSTILE: `check` exits 1 with findings; BROKEN: exits 2 with a message; REFUSED: drawn, but `check` exits 1
+    # with what Keras would refuse; GOOD: exits 0
+    kind: str
+    expect: tuple[str, ...]  # hostile/refused: each is in some finding/problem line; broken: in the error message
     what: str
     layer: str = "d1"  # a layer of the model, for the commands that take one
     huge: bool = False  # declares or expands to far more memory than the file holds
+    blocking: bool = True  # refused: Keras loads nothing of it (else only the user's code could fix it)
 
 
 CORPUS: tuple[Entry, ...] = (
@@ -103,9 +106,19 @@ CORPUS: tuple[Entry, ...] = (
     Entry("zip_bomb_config.keras", BROKEN, ("zip bomb",),
           f"config.json deflated from {CONFIG_BOMB_BYTES >> 20} MB of spaces"),
     Entry("graph_cycle.keras", BROKEN, ("cycle",), "d1 takes its input from d2, d2 from d1"),
-    Entry("graph_dangling.keras", BROKEN, ("does not exist",), "d2 takes its input from a layer 'ghost'"),
-    Entry("weight_mismatch.keras", BROKEN, ("do not match",), "the d1 kernel swapped for a (4, 7) one"),
-    Entry("weight_mismatch_legacy.h5", BROKEN, ("do not match",), "legacy HDF5: the d1 kernel swapped for (4, 7)"),
+    # -- files Keras refuses: drawn where they can be, the problem on the layer and in `check`
+    Entry("graph_dangling.keras", REFUSED, ("layer 'd2'", "'ghost', which does not exist"),
+          "d2 takes its input from a layer 'ghost'"),
+    Entry("weight_mismatch.keras", REFUSED, ("layer 'd1'", "do not match"), "the d1 kernel swapped for a (4, 7) one"),
+    Entry("weight_mismatch_legacy.h5", REFUSED, ("layer 'd1'", "do not match"),
+          "legacy HDF5: the d1 kernel swapped for (4, 7)"),
+    Entry("unknown_class.keras", REFUSED, ("layer 'd1'", "'Dence' exists in no Keras version"),
+          "d1's class misspelled 'Dence'", blocking=False),
+    Entry("unknown_class_legacy.h5", REFUSED, ("layer 'd1'", "'Dence' exists in no Keras version"),
+          "legacy HDF5: d1's class misspelled 'Dence'", blocking=False),
+    Entry("missing_output.keras", REFUSED, ("output 'ghost'", "does not exist"),
+          "the model's output names a layer 'ghost'"),
+    Entry("no_weights.keras", REFUSED, ("no model.weights.h5",), "the archive without its model.weights.h5"),
     Entry("top_level_layer.keras", BROKEN, ("layer, not a model",), "config.json holds a Dense layer"),
     Entry("weights_only.h5", GOOD, (), "an HDF5 weights file (save_weights): opens as its stored layers"),
     # -- controls
@@ -638,6 +651,32 @@ def _graph_dangling(ctx: Context) -> None:
     config = _config(ctx.base["base.keras"])
     _set_source(_layer(config, "d2"), "ghost")
     _with_config(ctx.base["base.keras"], ctx.out("graph_dangling.keras"), config)
+
+
+@_builds("unknown_class.keras", "unknown_class_legacy.h5")
+def _unknown_class(ctx: Context) -> None:
+    config = _config(ctx.base["base.keras"])
+    _layer(config, "d1")["class_name"] = "Dence"
+    _with_config(ctx.base["base.keras"], ctx.out("unknown_class.keras"), config)
+    target = ctx.out("unknown_class_legacy.h5")
+    shutil.copyfile(ctx.base["base.h5"], target)
+    legacy = _legacy_config(target)
+    _layer(legacy, "d1")["class_name"] = "Dence"
+    _set_legacy_config(target, json.dumps(legacy))
+
+
+@_builds("missing_output.keras")
+def _missing_output(ctx: Context) -> None:
+    config = _config(ctx.base["base.keras"])
+    outputs = config["config"]["output_layers"]
+    (outputs[0] if isinstance(outputs[0], list) else outputs)[0] = "ghost"
+    _with_config(ctx.base["base.keras"], ctx.out("missing_output.keras"), config)
+
+
+@_builds("no_weights.keras")
+def _no_weights(ctx: Context) -> None:
+    members = [(info, data) for info, data in _members(ctx.base["base.keras"]) if info.filename != "model.weights.h5"]
+    _write_archive(ctx.out("no_weights.keras"), members)
 
 
 @_builds("weight_mismatch.keras", "weight_mismatch_legacy.h5")

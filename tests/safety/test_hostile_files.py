@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.safety.make_corpus import BROKEN, CORPUS, GOOD, HOSTILE, Entry, rearm
+from tests.safety.make_corpus import BROKEN, CORPUS, GOOD, HOSTILE, REFUSED, Entry, rearm
 
 ROOT = Path(__file__).resolve().parents[2]
 HANG_GUARD = 60  # seconds: a subprocess still running by then is a hang
@@ -43,6 +43,8 @@ ALL_COMMANDS = ("check", "summary", "graph", *KERAS_COMMANDS)
 HOSTILE_ENTRIES = [e for e in CORPUS if e.kind == HOSTILE]
 BROKEN_ENTRIES = [e for e in CORPUS if e.kind == BROKEN]
 GOOD_ENTRIES = [e for e in CORPUS if e.kind == GOOD]
+REFUSED_ENTRIES = [e for e in CORPUS if e.kind == REFUSED]
+BLOCKING_ENTRIES = [e for e in REFUSED_ENTRIES if e.blocking]
 BAD_ENTRIES = [e for e in CORPUS if e.kind != GOOD]
 HUGE_ENTRIES = [e for e in CORPUS if e.huge]
 
@@ -161,6 +163,8 @@ def _planned(entry: Entry) -> tuple[str, ...]:
         return ("check", "summary")
     if entry.kind == HOSTILE:
         return ALL_COMMANDS
+    if entry.kind == REFUSED:  # Keras loads nothing of a blocking one; the others need the user's code
+        return ("check", "summary", "graph", *(("activations", "export") if entry.blocking else ()))
     graph = ("graph",) if entry.name in BROKEN_GRAPH_SAMPLE else ()
     return ("check", "summary", *graph, "activations", "export")
 
@@ -248,6 +252,33 @@ def test_summary_and_graph_work_and_list_findings(cli, command: str, entry: Entr
 BROKEN_SUMMARY_GRAPH = [(c, e) for c, e in PLANNED if e.kind == BROKEN and c in ("summary", "graph")]
 
 
+@pytest.mark.parametrize("entry", REFUSED_ENTRIES, ids=_ids(REFUSED_ENTRIES))
+def test_check_says_what_keras_would_refuse(cli, entry: Entry) -> None:
+    run = cli[("check", entry.name)]
+    assert run.returncode == 1, run.describe()
+    lines = [line for line in run.stdout.splitlines() if line.startswith("Keras would refuse: ")]
+    assert len(lines) == 1 and all(fragment in lines[0] for fragment in entry.expect), run.describe()
+
+
+@pytest.mark.parametrize("command", ["summary", "graph"])
+@pytest.mark.parametrize("entry", REFUSED_ENTRIES, ids=_ids(REFUSED_ENTRIES))
+def test_summary_and_graph_draw_what_keras_would_refuse(cli, command: str, entry: Entry) -> None:
+    run = cli[(command, entry.name)]
+    assert run.returncode == 0, run.describe()
+    assert any(line.startswith("problem: ") and all(f in line for f in entry.expect)
+               for line in run.stderr.splitlines()), run.describe()
+    assert run.output is None or run.output.stat().st_size > 0, run.describe()
+
+
+@pytest.mark.parametrize("command", ["activations", "export"])
+@pytest.mark.parametrize("entry", BLOCKING_ENTRIES, ids=_ids(BLOCKING_ENTRIES))
+def test_keras_commands_load_nothing_keras_would_refuse(cli, command: str, entry: Entry) -> None:
+    run = cli[(command, entry.name)]
+    assert run.returncode == 1 and "Keras would refuse this file" in run.stderr.splitlines()[-1], run.describe()
+    assert not run.imported & {"tensorflow", "keras"}, f"imported Keras for a refused file\n{run.describe()}"
+    assert run.output is not None and not run.output.exists(), run.describe()
+
+
 @pytest.mark.parametrize(("command", "entry"), BROKEN_SUMMARY_GRAPH,
                          ids=[f"{c}-{e.name}" for c, e in BROKEN_SUMMARY_GRAPH])
 def test_summary_and_graph_fail_cleanly(cli, command: str, entry: Entry) -> None:
@@ -298,8 +329,13 @@ def test_load_graph(corpus: Corpus, entry: Entry) -> None:
         return
     assert error is None, error
     findings = [str(f) for f in graph.findings]
+    if entry.kind == REFUSED:
+        assert findings == [] and len(graph.problems) == 1, (findings, graph.problems)
+        assert all(fragment in str(graph.problems[0]) for fragment in entry.expect), graph.problems
+        assert graph.problems[0].blocking == entry.blocking
+        return
     if entry.kind == GOOD:
-        assert findings == []
+        assert findings == [] and graph.problems == ()
     for fragment in entry.expect:
         assert any(fragment in f for f in findings), f"no finding mentions {fragment!r}: {findings}"
 
@@ -391,6 +427,15 @@ def test_window_opens_every_file_and_stays_usable(qtbot, corpus: Corpus, tmp_pat
                 problems.append(f"{entry.name}: not shown ({outcome} {message!r})")
             elif not window.session.graph.findings:
                 problems.append(f"{entry.name}: shown without findings")
+        elif entry.kind == REFUSED:
+            marked = [item.path for item in window.graph_view.items_by_path.values() if item.problem]
+            layer = window.session.graph.problems[0].layer if window.session.graph else None
+            if outcome != "drawn" or window.session.path != corpus.path(entry).resolve():
+                problems.append(f"{entry.name}: not drawn ({outcome} {message!r})")
+            elif not (window.notice.isVisible() and "Keras would refuse" in window.notice.text.text()):
+                problems.append(f"{entry.name}: no notice of what Keras would refuse")
+            elif marked != ([layer] if layer else []):
+                problems.append(f"{entry.name}: marked {marked}, the problem is on {layer}")
         else:
             if outcome != "failed":
                 problems.append(f"{entry.name}: {outcome}, expected the error banner")

@@ -17,6 +17,7 @@ from explorer.model.safety import MAX_CONFIG_BYTES, scan_hdf5
 from explorer.model.weights import WeightTree, read_saved_weights
 
 WEIGHT_SUFFIXES = (".weights.h5", ".h5", "_weights.h5")
+JSON_FORMAT = "architecture JSON"
 
 
 def weights_beside(path: Path) -> Path | None:
@@ -25,7 +26,8 @@ def weights_beside(path: Path) -> Path | None:
                  if path.with_name(stem + suffix).is_file()), None)
 
 
-def read_json_architecture(path: Path) -> ModelFile:
+def read_json_architecture(path: Path, weights_file: Path | None = None) -> ModelFile:
+    """``weights_file``: the one the user chose (File > Open Weights…), else the one beside the JSON."""
     size = path.stat().st_size
     if size > MAX_CONFIG_BYTES:
         raise ModelFileError(path, f"{size} bytes of JSON, more than the {MAX_CONFIG_BYTES} allowed")
@@ -36,17 +38,22 @@ def read_json_architecture(path: Path) -> ModelFile:
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise ModelFileError(path, "a JSON file, but not a Keras model architecture (model.to_json())")
     metadata = {"keras_version": config.get("keras_version")}
-    weights, findings = WeightTree.empty(), []
-    partner = weights_beside(path)
+    weights, findings, file_format = WeightTree.empty(), [], f"{JSON_FORMAT}, no weights beside it"
+    partner = weights_file or weights_beside(path)
     if partner is not None:
         weights, findings = _read_weights(partner)
-    return ModelFile(path, config, metadata, weights, tuple(findings))
+        file_format = f"{JSON_FORMAT} with the weights of {partner.name}"
+    return ModelFile(path, config, metadata, weights, tuple(findings), file_format=file_format)
 
 
 def _read_weights(path: Path) -> tuple[WeightTree, list[Finding]]:
+    if not path.is_file():
+        raise ModelFileError(path, "no such weights file")
     try:
         with h5py.File(path, "r") as h5:
-            tree = read_saved_weights(h5) or WeightTree.empty()
+            tree = read_saved_weights(h5)
+            if tree is None:
+                raise ModelFileError(path, "an HDF5 file, but not Keras weights (save_weights)")
             return tree, scan_hdf5(h5, path.name, path.stat().st_size, tree.datasets or None)
     except (OSError, RuntimeError, TypeError, ValueError, KeyError) as error:
-        raise ModelFileError(path, f"the weights file beside it is damaged or truncated ({error})") from error
+        raise ModelFileError(path, f"the weights file is damaged or truncated ({error})") from error

@@ -10,10 +10,12 @@ from typing import Any
 
 import h5py
 
-from explorer.model.graph import Finding
+from explorer.model.graph import Finding, Problem
 from explorer.model.model_file import ModelFile, ModelFileError
 from explorer.model.safety import MAX_COMPRESSED_WEIGHTS, MAX_CONFIG_BYTES, MAX_RATIO, scan_hdf5, scan_members
 from explorer.model.weights import WeightTree, read_weight_tree
+
+WEIGHT_MEMBERS = {"model.weights.h5", "model.weights.npz"}  # Keras refuses an archive with neither
 
 
 def read_keras_archive(path: Path) -> ModelFile:
@@ -34,7 +36,10 @@ def read_keras_archive(path: Path) -> ModelFile:
     if not isinstance(config, dict):
         raise ModelFileError(path, "config.json does not describe a model")
     metadata = metadata if isinstance(metadata, dict) else {}
-    return ModelFile(path, config, metadata, weights, (*zip_findings, *weight_findings))
+    problems = () if names & WEIGHT_MEMBERS else (
+        Problem(None, "the archive holds no model.weights.h5 (nor .npz): Keras refuses to load it"),)
+    return ModelFile(path, config, metadata, weights, (*zip_findings, *weight_findings), problems=problems,
+                     file_format=".keras archive")
 
 def _read_json_member(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
     info = archive.getinfo(name)

@@ -32,7 +32,7 @@ def read_legacy_h5(path: Path) -> ModelFile:
         raise ModelFileError(path, f"the model config is not valid JSON ({error})") from error
     if not isinstance(config, dict):
         raise ModelFileError(path, "the model config does not describe a model")
-    return ModelFile(path, config, metadata, weights, tuple(findings))
+    return ModelFile(path, config, metadata, weights, tuple(findings), file_format="legacy HDF5")
 
 def _text_attr(value: Any) -> str | None:
     if isinstance(value, bytes):
@@ -47,4 +47,5 @@ def _weights_only(path: Path, h5: h5py.File) -> ModelFile:
         raise ModelFileError(path, "an HDF5 file without a model config or Keras weights")
     metadata = {"keras_version": _text_attr(h5.attrs.get("keras_version"))}
     findings = scan_hdf5(h5, "HDF5 file", path.stat().st_size, weights.datasets or None)
-    return ModelFile(path, {}, metadata, weights, tuple(findings), weights_only=True)
+    return ModelFile(path, {}, metadata, weights, tuple(findings), weights_only=True,
+                     file_format="weights-only HDF5 (save_weights)")

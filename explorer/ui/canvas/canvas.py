@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, Signal
 
 from explorer.layout.graphviz import Layout, compute_layout
 from explorer.layout.view_graph import ViewGraph, build_view
+from explorer.model.origin import origin_text
 from explorer.ui.canvas.scene import box_sizes
 from explorer.ui.canvas.view import GraphView
 from explorer.ui.session import Session, reason_of
@@ -64,8 +65,8 @@ class GraphCanvas(QObject):
         self.view.show_layout(view, layout, keep_view)
         self._chosen_changed()  # the redrawn scene selects one box: show the whole multi-selection again
         graph = view.graph
-        self.session.message.emit(f"{graph.name}: {len(graph.nodes)} layers, {graph.totals[0]:,} params — "
-                                  f"{self.session.path}")
+        self.session.message.emit(f"{graph.name}: {len(graph.nodes)} layers, {graph.totals[0]:,} params, "
+                                  f"{origin_text(graph)} — {self.session.path}")
         if self._reveal:
             path, self._reveal = self._reveal, None
             self.view.select(path)

@@ -25,6 +25,7 @@ CATEGORY_COLOURS = {
 }
 LABEL_ZOOM = 0.9  # edge shape labels appear from this zoom level on
 PADDING = 8.0
+PROBLEM_COLOUR = "#c62828"  # layers Keras would refuse
 TITLE_HEIGHT = 26.0  # the frame's title strip: double-clicking it collapses the nested model
 
 
@@ -50,9 +51,10 @@ class LayerItem(QGraphicsRectItem):
     """One layer (or a collapsed nested model): coloured by category, with name, class and output shape."""
 
     def __init__(self, path: str, rect: tuple[float, float, float, float], lines: list[str], category: str,
-                 badge: str = "", tooltip: str = "") -> None:
+                 badge: str = "", tooltip: str = "", problem: bool = False) -> None:
         super().__init__(QRectF(*rect))
         self.path = path
+        self.problem = problem  # something here Keras would refuse: a red outline and a "!" mark
         self.lines = lines
         self.badge = badge
         self.colour = QColor(CATEGORY_COLOURS.get(category, CATEGORY_COLOURS["other"]))
@@ -69,7 +71,9 @@ class LayerItem(QGraphicsRectItem):
         selected = self.isSelected()
         border = QColor("#1f6fd1") if selected else QColor("#555555") if self._hover else QColor("#777777")
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(QPen(border, 3.0 if selected else 1.0))
+        if self.problem and not selected:
+            border = QColor(PROBLEM_COLOUR)
+        painter.setPen(QPen(border, 3.0 if selected or self.problem else 1.0))
         painter.setBrush(QBrush(self.colour))
         painter.drawRoundedRect(rect, 6, 6)
         if self.is_group:  # a second outline marks a collapsed nested model
@@ -87,6 +91,14 @@ class LayerItem(QGraphicsRectItem):
             line_height = QFontMetricsF(font).height()
             painter.drawText(QRectF(rect.left(), y, rect.width(), line_height), Qt.AlignmentFlag.AlignCenter, text)
             y += line_height
+        if self.problem:
+            painter.setFont(title)
+            mark = QRectF(rect.left() - 8, rect.top() - 9, 18, 18)
+            painter.setBrush(QColor(PROBLEM_COLOUR))
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.drawEllipse(mark)
+            painter.setPen(QColor("white"))
+            painter.drawText(mark, Qt.AlignmentFlag.AlignCenter, "!")
         if self.badge:
             painter.setFont(detail)
             badge_rect = QRectF(rect.right() - 30, rect.top() - 9, 34, 16)
@@ -137,7 +149,7 @@ class FrameItem(QGraphicsRectItem):
 class EdgeItem(QGraphicsPathItem):
     """A tensor between two layers; its shape is written along it when zoomed in far enough to read."""
 
-    def __init__(self, route: EdgeRoute, label: str) -> None:
+    def __init__(self, route: EdgeRoute, label: str, colour: QColor) -> None:
         super().__init__()
         self.route = route
         self.label = label
@@ -150,7 +162,7 @@ class EdgeItem(QGraphicsPathItem):
             if route.arrow_tip:
                 path.lineTo(QPointF(*route.arrow_tip))
         self.setPath(path)
-        self.setPen(QPen(canvas_colours()[1], 1.2))
+        self.setPen(QPen(colour, 1.2))
         self.setZValue(1)
         self._arrow = self._arrow_head(points[-1] if points else QPointF(), route.arrow_tip)
         self._label_at = path.pointAtPercent(0.5) if points else QPointF()

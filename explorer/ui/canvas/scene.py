@@ -40,10 +40,15 @@ def populate_scene(scene: QGraphicsScene, view: ViewGraph, layout: Layout) -> di
             frame.setZValue(frame.zValue() + graph.node(path).depth * 0.01)
             scene.addItem(frame)
     shapes = {(e.source, e.target): e.shape for e in view.edges}
+    background, edge_colour, _ = canvas_colours()  # once: the theme lookup costs as much as an edge item
     for route in layout.edges:
         shape = shapes.get((route.source, route.target))
-        scene.addItem(EdgeItem(route, format_shape(shape) if shape is not None else ""))
+        scene.addItem(EdgeItem(route, format_shape(shape) if shape is not None else "", edge_colour))
     items: dict[str, LayerItem] = {}
+    problems: dict[str, list[str]] = {}
+    for problem in graph.problems:
+        if problem.layer is not None:
+            problems.setdefault(problem.layer, []).append(problem.what)
     for path in view.nodes:
         if path not in layout.nodes:
             continue
@@ -53,9 +58,15 @@ def populate_scene(scene: QGraphicsScene, view: ViewGraph, layout: Layout) -> di
         if node.calls > 1:
             tooltip += f"\nshared: called {node.calls} times"
         badge = f"\u00d7{node.calls}" if node.calls > 1 else ""
-        item = LayerItem(path, layout.nodes[path], box_lines(graph, path), node.category, badge, tooltip)
+        # A collapsed nested model shows the problems of the layers inside it.
+        wrong = [what for layer, whats in problems.items() if layer == path or layer.startswith(path + "/")
+                 for what in whats]
+        if wrong:
+            tooltip += "\nKeras would refuse this: " + "; ".join(wrong)
+        item = LayerItem(path, layout.nodes[path], box_lines(graph, path), node.category, badge, tooltip,
+                         problem=bool(wrong))
         scene.addItem(item)
         items[path] = item
     scene.setSceneRect(QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN, layout.height + 2 * MARGIN))
-    scene.setBackgroundBrush(canvas_colours()[0])
+    scene.setBackgroundBrush(background)
     return items

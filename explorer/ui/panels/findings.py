@@ -1,4 +1,5 @@
-"""The Findings panel: what the static safety check found in the open file, one line each."""
+"""The Findings panel: what Keras would refuse in the open file and what the static safety check found in it,
+one line each."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ class FindingsList(QListWidget):
 
     def follow(self, session: Session) -> None:
         def refresh() -> None:
-            findings = session.graph.findings if session.graph is not None else ()
+            graph = session.graph
+            findings = graph.findings if graph is not None else ()
+            problems = graph.problems if graph is not None else ()
             self.clear()
+            self.addItems([f"Keras would refuse: {problem}" for problem in problems])
             self.addItems([str(finding) for finding in findings])
-            self.presence_changed.emit(bool(findings))
+            self.presence_changed.emit(bool(findings or problems))
 
         session.graph_changed.connect(refresh)

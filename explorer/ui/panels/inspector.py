@@ -8,6 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
 from explorer.model.graph import LayerGraph
+from explorer.model.origin import origin_text
 from explorer.model.summary import format_shape
 from explorer.ui.session import Session
 from explorer.ui.text import tooltip
@@ -40,7 +41,7 @@ class Inspector(QTreeWidget):
         total, trainable, non_trainable = graph.totals
         model = self._section("Model", expanded=True)
         for key, value in (("name", graph.name), ("kind", graph.kind), ("layers", str(len(graph.nodes))),
-                           ("file", graph.source or ""), ("saved by Keras", graph.keras_version or "unknown")):
+                           ("file", graph.source or ""), ("saved", origin_text(graph).removeprefix("saved "))):
             self._row(model, key, value)
         if graph.provenance:
             origin = self._section("Exported by Keras Explorer", expanded=True)

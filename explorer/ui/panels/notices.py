@@ -31,13 +31,17 @@ def notice_for(graph: LayerGraph, trusted: bool) -> tuple[str, str]:
                      "structure, so the file stores no connections between its layers. Shown instead: its "
                      "constructor config and build shape (Inspector) and the weights of its tracked "
                      "sublayers; no connection is guessed.")
+    if graph.problems:
+        first = graph.problems[0]
+        parts.append(f"Keras would refuse to load this file as it is: {len(graph.problems)} problem(s), marked in "
+                     f"red on the graph (Findings panel). First: {first}. The structure is drawn where it can be.")
     if graph.findings and not trusted:
         parts.append(f"The safety check found {len(graph.findings)} thing(s) in this file that could run code "
                      "or touch your system (Findings panel). The structure is shown, since that runs no "
                      "code; activations stay off unless you trust this file.")
     elif graph.findings:
         parts.append("You trusted this file: its code runs in the live tier's separate process.")
-    return (WARNING if graph.findings else INFO), " ".join(parts)
+    return (WARNING if graph.findings or graph.problems else INFO), " ".join(parts)
 
 
 class NoticeBar(QWidget):
