@@ -59,6 +59,12 @@ def classes_with_known_weights() -> tuple[str, ...]:
 
 def weight_names(class_name: str, config: dict, count: int) -> tuple[str, ...]:
     """Names of a layer's own variables in storage order (Keras 3 stores them as 0, 1, ...)."""
+    names = expected_weight_names(class_name, config)
+    return names if len(names) == count else tuple(f"var_{i}" for i in range(count))
+
+
+def expected_weight_names(class_name: str, config: dict) -> tuple[str, ...]:
+    """The variables a layer of this class and config creates, in Keras' order (empty when not known)."""
     if class_name in ("BatchNormalization", "LayerNormalization", "GroupNormalization"):
         names = (("gamma",) if config.get("scale", True) else ()) + (("beta",) if config.get("center", True) else ())
         if class_name == "BatchNormalization":
@@ -72,7 +78,7 @@ def weight_names(class_name: str, config: dict, count: int) -> tuple[str, ...]:
     no_bias = config.get("use_bias") is False or ("bias_axes" in config and not config["bias_axes"])
     if names[-1:] == ("bias",) and no_bias:
         names = names[:-1]
-    return names if len(names) == count else tuple(f"var_{i}" for i in range(count))
+    return names
 
 
 def sublayer_weight_name(sublayer: str, index: int) -> str:

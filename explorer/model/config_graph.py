@@ -6,7 +6,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from explorer.model.categories import category_of, is_trainable_weight, sublayer_weight_name, weight_names
+from explorer.model.categories import (
+    category_of,
+    expected_weight_names,
+    is_trainable_weight,
+    sublayer_weight_name,
+    weight_names,
+)
 from explorer.model.graph import Edge, LayerGraph, LayerNode, Port, Problem, Shape, Weight
 from explorer.model.known_classes import check_classes
 from explorer.model.shapes import infer_output_shapes
@@ -46,7 +52,8 @@ def graph_from_config(
     output_paths = {p.layer for p in outputs}
     nodes = tuple(
         _finish_node(node, "output" if node.path in output_paths and not node.children else node.category)
-        for node in (_assign_weights(builder.nodes, weights) if kind in ("sequential", "functional") else builder.nodes)
+        for node in (_spread_group_weights(_assign_weights(builder.nodes, weights))
+                     if kind in ("sequential", "functional") else builder.nodes)
     )
     edges, broken = _check_connections(nodes, builder.edges)
     problems += [*broken, *_check_weight_shapes(nodes)]
@@ -312,6 +319,35 @@ def _assign_weights(nodes: list[LayerNode], weights: WeightTree) -> list[LayerNo
             trainable = not is_frozen and is_trainable_weight(label, node.class_name)
             assigned.append(Weight(label, weight.shape, weight.dtype, trainable))
         result.append(LayerNode(**{**node.__dict__, "weights": tuple(assigned)}) if assigned else node)
+    return result
+
+
+def _spread_group_weights(nodes: list[LayerNode]) -> list[LayerNode]:
+    """Keras 3's legacy .h5 stores a nested model's weights flat in its group (``kernel``, ``bias``, ``gamma``…),
+    in the order its loader assigns them back: the trainable variables of its layers in layer order, then the
+    non-trainable ones (``legacy_h5_format._legacy_weights``). Give each to its layer when the names line up."""
+    by_path = {node.path: index for index, node in enumerate(nodes)}
+    frozen = {n.path for n in nodes if n.config.get("trainable") is False}
+    result = list(nodes)
+    for group in nodes:
+        if not (group.children and group.weights and group.class_name in MODEL_CLASSES):
+            continue
+        leaves = [n for n in nodes if n.path.startswith(group.path + "/") and not n.children]
+        slots: list[tuple[bool, LayerNode, str]] = []
+        for leaf in leaves:
+            is_frozen = any(leaf.path == p or leaf.path.startswith(p + "/") for p in frozen)
+            slots += [(not is_frozen and is_trainable_weight(name, leaf.class_name), leaf, name)
+                      for name in expected_weight_names(leaf.class_name, leaf.config)]
+        ordered = [slot for slot in slots if slot[0]] + [slot for slot in slots if not slot[0]]
+        if [name for _, _, name in ordered] != [w.name for w in group.weights]:
+            continue  # not the layout above (or layers whose variables are not known): keep them on the group
+        spread: dict[str, list[Weight]] = {}
+        for (trainable, leaf, _), weight in zip(ordered, group.weights, strict=True):
+            spread.setdefault(leaf.path, []).append(Weight(weight.name, weight.shape, weight.dtype, trainable))
+        result[by_path[group.path]] = LayerNode(**{**group.__dict__, "weights": ()})
+        for path, spread_weights in spread.items():
+            leaf = result[by_path[path]]
+            result[by_path[path]] = LayerNode(**{**leaf.__dict__, "weights": (*leaf.weights, *spread_weights)})
     return result
 
 

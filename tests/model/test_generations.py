@@ -151,3 +151,21 @@ def test_a_keras3_h5_with_keras_ops_is_drawn_with_what_keras_cannot_reload():
     graph = load_graph(GENERATIONS / "keras_3.0.5" / "nested.h5")
     (problem,) = graph.problems
     assert problem.layer == "true_divide" and "cannot load it back" in problem.what and not problem.blocking
+
+
+@pytest.mark.parametrize("generation", sorted({n.split("/")[0] for n in KERAS_FILES if n.endswith("/nested.h5")}))
+def test_each_layer_has_its_own_weights_in_every_format(generation):
+    """Keras 3 stores a nested model's variables flat in its .h5 group, Keras 2 under each layer's name, the
+    .keras archive and a SavedModel by layer: every format gives each layer the same variables."""
+    def per_layer(name):
+        graph = load_graph(GENERATIONS / generation / name)
+        return {node.path: [(w.name, w.shape, w.trainable) for w in node.weights] for node in graph.nodes
+                if node.weights}
+
+    formats = [name for name in ("nested.h5", "nested.keras", "nested_savedmodel")
+               if (GENERATIONS / generation / name).exists()]
+    reference = per_layer("nested.h5")
+    assert set(reference) == {"inner_seq/inner_conv", "inner_seq/inner_bn", "block/block_conv", "pre",
+                              "shared_dense"}
+    for name in formats[1:]:
+        assert per_layer(name) == reference, name
