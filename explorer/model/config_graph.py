@@ -49,6 +49,8 @@ def graph_from_config(
     problems = [Problem(None, f"the model's output '{port.layer}' is a layer that does not exist")
                 for port in outputs if port.layer not in known]
     outputs = tuple(port for port in outputs if port.layer in known)
+    builder.nodes, missing = _known_group_outputs(builder.nodes, known)
+    problems += missing
     output_paths = {p.layer for p in outputs}
     nodes = tuple(
         _finish_node(node, "output" if node.path in output_paths and not node.children else node.category)
@@ -65,6 +67,19 @@ def graph_from_config(
         own_config["build_config"] = config["build_config"]
     return LayerGraph(name, kind, nodes, edges, inputs, outputs, keras_version, source, provenance,
                       findings, own_config, problems=tuple(problems))
+
+
+def _known_group_outputs(nodes: list[LayerNode], known: set[str]) -> tuple[list[LayerNode], list[Problem]]:
+    """A nested model whose outputs name layers it does not have: a problem, and only its real outputs kept."""
+    problems, result = [], []
+    for node in nodes:
+        missing = [path for path, _ in node.output_layers if path not in known]
+        if missing:
+            problems += [Problem(node.path, f"its output '{path}' is a layer that does not exist") for path in missing]
+            node = LayerNode(**{**node.__dict__, "output_layers": tuple(o for o in node.output_layers
+                                                                        if o[0] in known)})
+        result.append(node)
+    return result, problems
 
 
 def _check_weight_shapes(nodes: tuple[LayerNode, ...]) -> Iterator[Problem]:

@@ -31,9 +31,15 @@ class ModelFile:
 
 
 def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file: trust is remembered per exact content, so an edited file is not trusted."""
+    """SHA-256 of a file, or of a folder's files with their names (a SavedModel): trust is remembered per exact
+    content, so an edited file is not trusted."""
+    path = Path(path)
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode("utf-8") + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()

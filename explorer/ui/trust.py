@@ -17,11 +17,11 @@ LISTED_FINDINGS = 20
 class TrustStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._digests: dict[tuple, str] = {}  # (path, size, mtime) -> SHA-256: hash each file version once
+        self._digests: dict[tuple, str] = {}  # (path, (file, size, mtime)...) -> SHA-256: hash each version once
 
     def _digest(self, path: Path) -> str:
-        status = path.stat()
-        key = (str(path), status.st_size, status.st_mtime_ns)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]  # a SavedModel
+        key = (str(path), *((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
         if key not in self._digests:
             self._digests[key] = file_digest(path)
         return self._digests[key]

@@ -169,3 +169,18 @@ def test_each_layer_has_its_own_weights_in_every_format(generation):
                               "shared_dense"}
     for name in formats[1:]:
         assert per_layer(name) == reference, name
+
+
+def test_a_nested_model_naming_an_output_it_lacks_is_drawn_with_the_problem(tmp_path):
+    broken = tmp_path / "ghost_output.h5"
+    shutil.copy(GENERATIONS / "tf_keras_2.21" / "nested.h5", broken)
+    with h5py.File(broken, "r+") as h5:
+        config = json.loads(h5.attrs["model_config"])
+        block = next(layer for layer in config["config"]["layers"] if layer["name"] == "block")
+        block["config"]["output_layers"] = [["ghost", 0, 0]]
+        h5.attrs["model_config"] = json.dumps(config)
+    graph = load_graph(broken)
+    (problem,) = graph.problems
+    assert str(problem) == "layer 'block': its output 'block/ghost' is a layer that does not exist"
+    assert graph.node("block").output_layers == () and problem.blocking
+    assert {node.path for node in graph.nodes} >= set(MANIFEST["tf_keras_2.21/nested.h5"]["layers"])

@@ -184,3 +184,21 @@ def test_the_log_goes_to_a_rotating_file_in_the_chosen_folder(monkeypatch, tmp_p
             handler.close()
         for handler in saved:
             logger.addHandler(handler)
+
+
+def test_trust_in_a_savedmodel_folder_is_for_its_exact_files(settings, tmp_path):
+    """A SavedModel is a folder: trust covers every file in it, so an edited variables file is not trusted."""
+    import shutil
+
+    from explorer.ui.trust import TrustStore
+    from tests.support.generations import GENERATIONS
+
+    folder = tmp_path / "model"
+    shutil.copytree(GENERATIONS / "tf_keras_2.21" / "nested_savedmodel", folder)
+    store = TrustStore(settings)
+    assert not store.is_trusted(folder)
+    store.remember(folder)
+    assert store.is_trusted(folder)
+    data = next(folder.glob("variables/variables.data-*"))
+    data.write_bytes(data.read_bytes()[::-1])
+    assert not TrustStore(settings).is_trusted(folder) and not store.is_trusted(folder)
