@@ -59,6 +59,8 @@ def graph_from_config(
     )
     edges, broken = _check_connections(nodes, builder.edges)
     problems += [*broken, *_check_weight_shapes(nodes)]
+    if weights.by_layer or weights.by_attribute:  # an architecture alone (a JSON) lacks weights by design
+        problems += _check_missing_weights(nodes)
     if kind in ("sequential", "functional"):
         problems += check_classes(nodes)
     own_config = {key: value for key, value in inner.items() if key not in ("layers", "input_layers",
@@ -80,6 +82,14 @@ def _known_group_outputs(nodes: list[LayerNode], known: set[str]) -> tuple[list[
                                                                         if o[0] in known)})
         result.append(node)
     return result, problems
+
+
+def _check_missing_weights(nodes: tuple[LayerNode, ...]) -> Iterator[Problem]:
+    """A layer that creates variables but has none in the file: Keras refuses weights that do not cover the model
+    (Keras 2: "a weight file containing N layers into a model with M layers"; Keras 3: "could not be loaded")."""
+    for node in nodes:
+        if not node.children and not node.weights and expected_weight_names(node.class_name, node.config):
+            yield Problem(node.path, "the file stores no weights for it (weights and config do not match)")
 
 
 def _check_weight_shapes(nodes: tuple[LayerNode, ...]) -> Iterator[Problem]:

@@ -158,3 +158,8 @@ def test_format_shape():
     assert format_shape(None) == "?"
     assert format_shape((None,)) == "(None,)"
     assert format_shape((None, 3, 4)) == "(None, 3, 4)"
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_files_keras_wrote_have_nothing_keras_would_refuse(zoo, name):
+    assert zoo(name).graph.problems == ()

@@ -119,6 +119,9 @@ CORPUS: tuple[Entry, ...] = (
     Entry("missing_output.keras", REFUSED, ("output 'ghost'", "does not exist"),
           "the model's output names a layer 'ghost'"),
     Entry("no_weights.keras", REFUSED, ("no model.weights.h5",), "the archive without its model.weights.h5"),
+    Entry("no_weights_legacy.h5", REFUSED, ("no model_weights group",), "legacy HDF5 without its weights group"),
+    Entry("layer_weights_missing.keras", REFUSED, ("layer 'd1'", "stores no weights"),
+          "the d1 kernel and bias removed from model.weights.h5"),
     Entry("top_level_layer.keras", BROKEN, ("layer, not a model",), "config.json holds a Dense layer"),
     Entry("weights_only.h5", GOOD, (), "an HDF5 weights file (save_weights): opens as its stored layers"),
     # -- controls
@@ -677,6 +680,26 @@ def _missing_output(ctx: Context) -> None:
 def _no_weights(ctx: Context) -> None:
     members = [(info, data) for info, data in _members(ctx.base["base.keras"]) if info.filename != "model.weights.h5"]
     _write_archive(ctx.out("no_weights.keras"), members)
+
+
+@_builds("no_weights_legacy.h5")
+def _no_weights_legacy(ctx: Context) -> None:
+    import h5py
+
+    target = ctx.out("no_weights_legacy.h5")
+    shutil.copyfile(ctx.base["base.h5"], target)
+    with h5py.File(target, "r+") as h5:
+        del h5["model_weights"]
+
+
+@_builds("layer_weights_missing.keras")
+def _layer_weights_missing(ctx: Context) -> None:
+    def remove(h5: Any) -> None:
+        kernel = _dataset_with_shape(h5, (4, 3))  # d1's kernel; its bias sits beside it
+        for name in list(h5[kernel.rpartition("/")[0]]):
+            del h5[f"{kernel.rpartition('/')[0]}/{name}"]
+
+    _edit_weights(ctx.base["base.keras"], ctx.out("layer_weights_missing.keras"), remove)
 
 
 @_builds("weight_mismatch.keras", "weight_mismatch_legacy.h5")

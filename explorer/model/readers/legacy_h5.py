@@ -8,6 +8,7 @@ from typing import Any
 
 import h5py
 
+from explorer.model.graph import Problem
 from explorer.model.model_file import ModelFile, ModelFileError
 from explorer.model.safety import scan_hdf5
 from explorer.model.weights import read_legacy_weights, read_saved_weights
@@ -23,6 +24,8 @@ def read_legacy_h5(path: Path) -> ModelFile:
                 raw_config = raw_config.decode("utf-8")
             metadata = {"keras_version": _text_attr(h5.attrs.get("keras_version"))}
             weights = read_legacy_weights(h5)
+            problems = () if "model_weights" in h5 else (  # both Keras 2's and Keras 3's loaders read it
+                Problem(None, "the file holds no model_weights group: Keras refuses to load it"),)
             findings = scan_hdf5(h5, "HDF5 file", path.stat().st_size)
     except (OSError, RuntimeError, TypeError, ValueError, KeyError, UnicodeDecodeError) as error:
         raise ModelFileError(path, f"damaged or truncated HDF5 file ({error})") from error
@@ -32,7 +35,7 @@ def read_legacy_h5(path: Path) -> ModelFile:
         raise ModelFileError(path, f"the model config is not valid JSON ({error})") from error
     if not isinstance(config, dict):
         raise ModelFileError(path, "the model config does not describe a model")
-    return ModelFile(path, config, metadata, weights, tuple(findings), file_format="legacy HDF5")
+    return ModelFile(path, config, metadata, weights, tuple(findings), problems=problems, file_format="legacy HDF5")
 
 def _text_attr(value: Any) -> str | None:
     if isinstance(value, bytes):
