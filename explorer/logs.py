@@ -29,8 +29,9 @@ def log_folder() -> Path:
 
 def setup_logging(level: int = logging.INFO) -> Path | None:
     """Send the ``explorer`` loggers to the rotating file (once per process); None if it cannot be written."""
-    if any(isinstance(h, logging.handlers.RotatingFileHandler) for h in log.handlers):
-        return Path(log.handlers[0].baseFilename)
+    existing = next((h for h in log.handlers if isinstance(h, logging.handlers.RotatingFileHandler)), None)
+    if existing is not None:  # other handlers (pytest's capture) may come first
+        return Path(existing.baseFilename)
     folder = log_folder()
     try:
         folder.mkdir(parents=True, exist_ok=True)
