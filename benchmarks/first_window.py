@@ -1,11 +1,13 @@
 """Time from process launch to the first painted main window; run by ``bench.py`` in a fresh process.
 
 ``python benchmarks/first_window.py LAUNCH_TIME [MODEL | --bare]``: LAUNCH_TIME is ``time.time()`` taken by the
-parent just before it started this process, so interpreter start-up and every import are counted. ``--bare`` is
-the baseline: an empty QMainWindow of the same size, nothing of ours imported. The window is made the way
-``explorer.ui.app.run_app`` makes it (same application set-up, ``show()``, then ``open_later(MODEL)``); once the
-first paint pass of the window has finished, one JSON line is printed and the process quits without waiting
-for the model to load.
+parent just before it started this process, so interpreter start-up and every import are counted. The app is
+started through its entry point, ``explorer.cli.main([MODEL])``, which is what ``keras-explorer MODEL`` and
+``python -m explorer MODEL`` run (the command line, logging, the application set-up, the window with the demo
+image; the model is read and the live tier started once the window is painted). ``--bare`` is the baseline: a
+bare QMainWindow of the same size with a QGraphicsView (the graph canvas's widget) as its central widget, nothing
+of ours imported. Once the first paint pass of the main window has finished, one JSON line is printed and the
+process quits without waiting for the model to load.
 """
 
 from __future__ import annotations
@@ -16,23 +18,22 @@ import time
 launch = float(sys.argv[1])
 
 import json  # noqa: E402  (the launch time is read before anything else is imported)
-from pathlib import Path  # noqa: E402
 
 from PySide6.QtCore import QEvent, QObject, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMainWindow, QWidget  # noqa: E402
 
 
 class FirstPaint(QObject):
-    """Notes the first Paint event of any widget in ``window``; reports after that paint pass is over."""
+    """Notes the first Paint event of any widget in a main window; reports after that paint pass is over."""
 
-    def __init__(self, window: QWidget) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.window = window
         self.first_paint: float | None = None
         self.painted_widgets = 0
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Paint and isinstance(watched, QWidget) and watched.window() is self.window:
+        if (event.type() == QEvent.Type.Paint and isinstance(watched, QWidget)
+                and isinstance(watched.window(), QMainWindow)):
             self.painted_widgets += 1
             if self.first_paint is None:
                 self.first_paint = time.time()
@@ -52,36 +53,29 @@ class FirstPaint(QObject):
 
 
 def main() -> int:
-    model = sys.argv[2] if len(sys.argv) > 2 else None
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    if model == "--bare":
-        return bare_window(app)
-    from explorer import __version__
-    from explorer.resources import demo_model
-    from explorer.ui.main_window import MainWindow
-
-    app.setApplicationName("Keras Explorer")
-    app.setOrganizationName("KerasExplorer")
-    app.setApplicationVersion(__version__)
-    window = MainWindow()
-    watcher = FirstPaint(window)
+    model = sys.argv[2:3]
+    app = QApplication.instance() or QApplication(sys.argv[:1])  # the app's set-up reuses it
+    watcher = FirstPaint()
     app.installEventFilter(watcher)
-    window.show()
-    window.open_later(Path(model) if model else demo_model())
     QTimer.singleShot(30_000, lambda: (print("first_window: no paint within 30 s", file=sys.stderr), app.exit(2)))
-    code = app.exec()
+    if model == ["--bare"]:
+        return bare_window(app)
+    from explorer.cli import main as explorer_main
+
+    code = explorer_main(model)
     app.removeEventFilter(watcher)
-    window.session.close()  # do not leave the model load running while the interpreter exits
+    for window in app.topLevelWidgets():
+        if hasattr(window, "session"):
+            window.session.close()  # do not leave the model load running while the interpreter exits
     return code
 
 
 def bare_window(app: QApplication) -> int:
-    from PySide6.QtWidgets import QMainWindow
+    from PySide6.QtWidgets import QGraphicsView
 
     window = QMainWindow()
+    window.setCentralWidget(QGraphicsView())
     window.resize(1400, 900)
-    watcher = FirstPaint(window)
-    app.installEventFilter(watcher)
     window.show()
     return app.exec()
 

@@ -33,11 +33,11 @@ from PySide6.QtTest import QTest
 from explorer.inputs import feature_maps as fm
 from explorer.live.protocol import WorkerState
 from explorer.resources import demo_model, resources_dir
-from explorer.ui.activations import feature_view
 from explorer.ui.activations.feature_view import CHANNEL, GRID, MESSAGE, PLOT
+from explorer.ui.activations.qtgraph import pyqtgraph
 from explorer.ui.panels.summary_table import PATH_ROLE
 
-pg = feature_view.pg  # pyqtgraph, as the view imports it
+pg = pyqtgraph()  # as the view imports it
 DEMO = demo_model()
 BRICK = (resources_dir() / "images" / "brick.png").resolve()
 CLASS_NAMES = json.loads((resources_dir() / "demo_model_classes.json").read_text())

@@ -5,16 +5,13 @@ pyqtgraph supplies the colour maps (the same as on screen); Pillow writes the fi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
-import pyqtgraph as pg
-
 from explorer.inputs import feature_maps as fm
+from explorer.ui.activations.qtgraph import pyqtgraph
 
 MIN_TILE_SIDE = 48  # small maps are enlarged (nearest neighbour) so every tile is readable
 GAP_COLOUR = (20, 20, 20)
@@ -47,7 +44,7 @@ def save_output_png(array: np.ndarray, path: str | Path, **options: str | bool) 
 
 def _coloured(scaled: np.ndarray, colour_map: str) -> Image.Image:
     """[0, 1] values (NaN for gaps) through a colour map, as an RGB image."""
-    table = pg.colormap.get(colour_map).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8)
+    table = pyqtgraph().colormap.get(colour_map).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8)
     gaps = ~np.isfinite(scaled)
     indices = np.clip(np.nan_to_num(scaled) * 255, 0, 255).astype(np.uint8)
     rgb = table[indices]

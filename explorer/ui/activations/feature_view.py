@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -19,15 +20,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
-import pyqtgraph as pg
-
 from explorer.inputs import feature_maps as fm
+from explorer.ui.activations.qtgraph import pyqtgraph
 from explorer.ui.text import escape
+
+if TYPE_CHECKING:
+    import pyqtgraph as pg
 
 COLOUR_MAPS = ("viridis", "inferno", "magma", "CET-L1", "turbo")  # CET-L1 is grey
 COLOUR_MAP_LABELS = {"CET-L1": "grey"}
-GRID, CHANNEL, PLOT, MESSAGE = range(4)
+MESSAGE, GRID, CHANNEL, PLOT = range(4)  # the pages; all but the message are built with the first output
 
 
 class FeatureView(QWidget):
@@ -57,16 +59,21 @@ class FeatureView(QWidget):
         controls.addLayout(self.slices)
         controls.addStretch(1)
 
-        self.pages = QStackedWidget()
-        self.pages.addWidget(self._grid_page())
-        self.pages.addWidget(self._channel_page())
-        self.pages.addWidget(self._plot_page())
         self.message = QLabel("Click a layer to see what it computes on the input image.")
         self.message.setTextFormat(Qt.TextFormat.PlainText)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setWordWrap(True)
+        self.pages = QStackedWidget()
         self.pages.addWidget(self.message)
-        self.pages.setCurrentIndex(MESSAGE)
+        # The plain widgets of the pages that wait for pyqtgraph (see prepare).
+        self.overlay = QCheckBox("Overlay on input image")
+        self.overlay.toggled.connect(self._reopen_channel)
+        self.channel_title = QLabel()
+        self.channel_title.setTextFormat(Qt.TextFormat.PlainText)
+        self.pixel_value = QLabel()
+        self.pixel_value.setObjectName("pixelValue")
+        self.top_classes = QLabel()
+        self.top_classes.setObjectName("topClasses")
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -77,7 +84,15 @@ class FeatureView(QWidget):
             combo.currentIndexChanged.connect(self._redraw)
 
     # -- pages
-    def _grid_page(self) -> QWidget:
+    def prepare(self) -> None:
+        """Build the pyqtgraph pages now (the window shows without them: only the message page is on screen)."""
+        if self.pages.count() > 1:
+            return
+        pg = pyqtgraph()
+        for page in (self._grid_page(pg), self._channel_page(pg), self._plot_page(pg)):
+            self.pages.addWidget(page)
+
+    def _grid_page(self, pg: ModuleType) -> QWidget:
         self.grid_widget = pg.GraphicsLayoutWidget()
         self.grid_box = self.grid_widget.addViewBox(lockAspect=True, invertY=True)
         self.grid_image = pg.ImageItem(axisOrder="row-major")
@@ -86,16 +101,10 @@ class FeatureView(QWidget):
         self.grid_widget.setToolTip("Click a tile to open the channel large")
         return self.grid_widget
 
-    def _channel_page(self) -> QWidget:
+    def _channel_page(self, pg: ModuleType) -> QWidget:
         page = QWidget()
         back = QPushButton("◀ All channels")
         back.clicked.connect(lambda: self.pages.setCurrentIndex(GRID))
-        self.overlay = QCheckBox("Overlay on input image")
-        self.overlay.toggled.connect(self._reopen_channel)
-        self.channel_title = QLabel()
-        self.channel_title.setTextFormat(Qt.TextFormat.PlainText)
-        self.pixel_value = QLabel()
-        self.pixel_value.setObjectName("pixelValue")
         self.channel_view = pg.ImageView()
         self.channel_view.ui.roiBtn.hide()
         self.channel_view.ui.menuBtn.hide()
@@ -114,12 +123,10 @@ class FeatureView(QWidget):
         column.addWidget(self.channel_view, 1)
         return page
 
-    def _plot_page(self) -> QWidget:
+    def _plot_page(self, pg: ModuleType) -> QWidget:
         page = QWidget()
         self.plot = pg.PlotWidget()
-        self.restyle()
-        self.top_classes = QLabel()
-        self.top_classes.setObjectName("topClasses")
+        self._style_plot()
         column = QVBoxLayout(page)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.plot, 1)
@@ -129,6 +136,10 @@ class FeatureView(QWidget):
     # -- showing outputs
     def restyle(self) -> None:
         """The plot follows the theme (the grid and channel images keep their colour maps)."""
+        if self.pages.count() > 1:
+            self._style_plot()
+
+    def _style_plot(self) -> None:
         self.plot.setBackground(self.palette().color(QPalette.ColorRole.Base))
 
     def show_message(self, text: str) -> None:
@@ -140,6 +151,7 @@ class FeatureView(QWidget):
 
     def show_output(self, title: str, array: np.ndarray, input_image: np.ndarray | None = None,
                     class_names: list[str] | None = None) -> None:
+        self.prepare()
         self.array = np.asarray(array)
         self.input_image = input_image
         self.class_names = class_names or []
@@ -188,7 +200,7 @@ class FeatureView(QWidget):
         return self.scale.currentIndex() == 1
 
     def _colour_map(self) -> pg.ColorMap:
-        return pg.colormap.get(self.colour_map_name())
+        return pyqtgraph().colormap.get(self.colour_map_name())
 
     def _draw_grid(self, spatial: np.ndarray) -> None:
         self.spatial = spatial
@@ -201,7 +213,8 @@ class FeatureView(QWidget):
     def _draw_vector(self, vector: np.ndarray) -> None:
         self.plot.clear()
         values = vector.astype(np.float32)
-        self.plot.addItem(pg.BarGraphItem(x=np.arange(len(values)), height=values, width=0.8, brush="#4a7fb5"))
+        bars = pyqtgraph().BarGraphItem(x=np.arange(len(values)), height=values, width=0.8, brush="#4a7fb5")
+        self.plot.addItem(bars)
         self.plot.setLabel("bottom", "unit")
         self.plot.setLabel("left", "activation")
         if fm.looks_like_probabilities(values):
@@ -215,7 +228,7 @@ class FeatureView(QWidget):
 
     def _draw_heatmap(self, sequence: np.ndarray) -> None:
         self.plot.clear()
-        heat = pg.ImageItem(sequence.astype(np.float32), axisOrder="row-major")
+        heat = pyqtgraph().ImageItem(sequence.astype(np.float32), axisOrder="row-major")
         heat.setColorMap(self._colour_map())
         self.plot.addItem(heat)
         self.plot.setLabel("bottom", "channel")

@@ -109,7 +109,8 @@ class ActivationsPanel(QWidget):
         self.call_site.clear()
         self.call_site.hide()
         self.view.show_message("Waiting for the graph to be drawn…")
-        self._prepare_inputs()
+        # Once the canvas has started the layout (graph_changed follows): it runs while the input is prepared.
+        QTimer.singleShot(0, self._prepare_inputs)
 
     def _load(self) -> None:
         session = self.session
@@ -118,6 +119,9 @@ class ActivationsPanel(QWidget):
         if session.graph is not None and session.graph.kind == WEIGHTS_KIND:
             self.view.show_message("A weights-only file has no architecture to compute with: open the model, or "
                                    "its architecture JSON with these weights beside it.")
+            return
+        if session.refusal:
+            self.view.show_message(f"{session.refusal}. The structure is drawn; nothing can be computed on it.")
             return
         if session.refused:
             # The structure is shown, but nothing from this file runs without consent.
@@ -208,7 +212,7 @@ class ActivationsPanel(QWidget):
 
     def _request(self) -> None:
         key = self._key()
-        if key is None or self.session.refused:
+        if key is None or self.session.refused or self.session.refusal:
             return
         self.title.setText(f"<b>{escape(key[1])}</b>")
         cached = self.cache.get(key)
@@ -221,6 +225,7 @@ class ActivationsPanel(QWidget):
         self.latest_request = self.client.compute(key[1], key[2], self.session.input_arrays())
         self._request_keys[self.latest_request] = key  # results are cached under the inputs they were made for
         self._progress_timer.start()
+        self.view.prepare()  # while the worker computes
 
     def _activation_ready(self, activation: Activation) -> None:
         key = self._request_keys.pop(activation.request, None)
