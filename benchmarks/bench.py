@@ -196,11 +196,15 @@ def build_models() -> dict[str, Path]:
 def measure_window_shown(model: Path, config_home: Path) -> dict:
     log(f"window shown: {WINDOW_REPETITIONS} fresh processes each, alternating the app (first_window.py "
         f"{model.name}) and the baseline, a bare QMainWindow around a QGraphicsView (first_window.py --bare)")
-    # No saved geometry or recent files of the user, and the app's log kept out of the user's log folder.
-    env = dict(os.environ, XDG_CONFIG_HOME=str(config_home), KERAS_EXPLORER_LOG_DIR=str(config_home / "log"))
+    # No saved geometry or recent files of the user, and the app's log kept out of the user's log folder. Python
+    # keeps its compiled bytecode (in a folder of the bench's own), as for an installed app: a first, uncounted
+    # launch of each writes it.
+    env = dict(os.environ, XDG_CONFIG_HOME=str(config_home), KERAS_EXPLORER_LOG_DIR=str(config_home / "log"),
+               PYTHONPYCACHEPREFIX=str(config_home / "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     times, bare, tensorflow = [], [], False
-    for _ in range(WINDOW_REPETITIONS):
-        for argument, into in ((str(model), times), ("--bare", bare)):
+    for repetition in range(WINDOW_REPETITIONS + 1):
+        for argument, into in ((str(model), times if repetition else []), ("--bare", bare if repetition else [])):
             launch = time.time()
             process = subprocess.Popen([PYTHON, str(HERE / "first_window.py"), repr(launch), argument], env=env,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,24 +1,26 @@
 """Command line: ``keras-explorer [MODEL]`` opens the window; subcommands work headless.
 
 Each command is a module with ``add_parser(subparsers)`` (its arguments) and ``run(options) -> exit code``;
-``COMMANDS`` is the table main dispatches from. Errors are caught here, worded once (common.describe).
+``COMMANDS`` is the table main dispatches from, by module name: the window imports none of them (they bring
+numpy, h5py and the runtime, which would delay its first paint). Errors are caught here, worded once
+(common.describe).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from explorer.cli import activations, check, common, export, features, graph, summary, window
+from explorer.cli import window
 from explorer.logs import setup_logging
 from explorer.text import one_line
 
-COMMANDS: dict[str, ModuleType] = {module.NAME: module
-                                   for module in (summary, graph, check, activations, export, features)}
+COMMANDS = ("summary", "graph", "check", "activations", "export", "features")  # modules of explorer.cli
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return window.run(parser.parse_args(args))
 
 
+def command_module(name: str) -> ModuleType:
+    return importlib.import_module(f"explorer.cli.{name}")
+
+
 def _headless(args: list[str], log_file: Path | None) -> int:
+    from explorer.cli import common
+
     parser = argparse.ArgumentParser(prog="keras-explorer")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for command in COMMANDS.values():
-        command.add_parser(subparsers)
+    for name in COMMANDS:
+        command_module(name).add_parser(subparsers)
     options = parser.parse_args(args)
     try:
-        return COMMANDS[options.command].run(options)
+        return command_module(options.command).run(options)
     except common.EXPECTED as error:
         text = common.describe(error)
         log.info("%s failed: %s", options.command, text, exc_info=True)

@@ -1,6 +1,7 @@
 """Any model file -> LayerGraph, without TensorFlow: recognise the format, let its reader read it, check it.
 
-No code from the file runs. One reader per format lives in explorer.model.readers.
+No code from the file runs. One reader per format lives in explorer.model.readers; each is imported when a file
+of its format is read, since they bring h5py and protobuf, which the window need not load before it paints.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from explorer.model.config_graph import MODEL_CLASSES, graph_from_config
 from explorer.model.graph import LayerGraph
 from explorer.model.model_file import ModelFile, ModelFileError
 from explorer.model.origin import writer_of
-from explorer.model.readers.json_arch import read_json_architecture
-from explorer.model.readers.keras_zip import read_keras_archive
-from explorer.model.readers.legacy_h5 import read_legacy_h5
-from explorer.model.readers.saved_model import read_saved_model, saved_model_folder
 from explorer.model.safety import scan_config
 from explorer.model.weight_groups import with_unnamed_groups
 from explorer.model.weights_graph import graph_of_weights
@@ -65,6 +62,8 @@ def read_model_file(path: str | os.PathLike[str], trusted_modules: tuple[str, ..
     file_path = Path(path)
     if not file_path.exists():
         raise ModelFileError(file_path, "no such file")
+    from explorer.model.readers.saved_model import read_saved_model, saved_model_folder
+
     folder = saved_model_folder(file_path)
     if folder is not None and weights is not None:
         raise ModelFileError(folder, "holds its own weights: only an architecture JSON takes a weights file")
@@ -92,10 +91,16 @@ def _read_file(file_path: Path, weights: Path | None) -> ModelFile:
     if weights is not None and not is_json:
         raise ModelFileError(file_path, "holds its own weights: only an architecture JSON takes a weights file")
     if head.startswith(ZIP_MAGIC):
+        from explorer.model.readers.keras_zip import read_keras_archive
+
         return read_keras_archive(file_path)
     if head == HDF5_MAGIC:
+        from explorer.model.readers.legacy_h5 import read_legacy_h5
+
         return read_legacy_h5(file_path)
     if is_json:
+        from explorer.model.readers.json_arch import read_json_architecture
+
         return read_json_architecture(file_path, weights)
     raise ModelFileError(file_path, f"not a Keras model: {_describe(head)}")
 

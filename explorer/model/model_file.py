@@ -10,6 +10,8 @@ from typing import Any
 from explorer.model.graph import Finding, Problem
 from explorer.model.weights import WeightTree
 
+JSON_FORMAT = "architecture JSON"  # ModelFile.file_format of model.to_json() files (with what weights follow)
+
 
 class ModelFileError(Exception):
     """A model file that cannot be read; ``reason`` is meant for the user, str() adds the path."""

@@ -14,11 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import h5py
-
 from explorer.model.graph import Finding
 from explorer.model.model_file import ModelFileError
-from explorer.model.weights import StoredDataset, stored_dataset
 from explorer.text import SHORT, one_line
 
 MAX_JSON_DEPTH = 200
@@ -27,9 +24,6 @@ MAX_MEMBERS = 10_000
 MAX_RATIO = 100
 MAX_COMPRESSED_WEIGHTS = 1 << 30
 KERAS_MEMBERS = {"config.json", "metadata.json", "model.weights.h5", "model.weights.npz"}
-MAX_DATASET_BYTES = 8 << 30
-FREE_DECLARED_BYTES = 64 << 20  # declared weights beyond this must be backed by bytes in the file
-DECLARED_PER_STORED = 4  # declared weight bytes may exceed the stored bytes this much (headers, padding)
 
 ALLOWED_MODULE_PREFIXES = (
     "keras.layers", "keras.src.layers", "keras.initializers", "keras.src.initializers", "keras.regularizers",
@@ -159,42 +153,6 @@ def _suspicious_string(location: tuple, value: str) -> bool:
 def _allowed(module: str, trusted: tuple[str, ...]) -> bool:
     return module.startswith(ALLOWED_MODULE_PREFIXES) or any(module == t or module.startswith(t + ".")
                                                               for t in trusted)
-
-
-def scan_hdf5(h5: h5py.File, where: str, stored_bytes: int, datasets: Iterable[StoredDataset] | None = None,
-              ) -> list[Finding]:
-    """Links to other files, external or virtual storage, and datasets declaring more than the file holds.
-
-    ``datasets``: storage facts already gathered while reading the weights (else read here).
-    """
-    findings: list[Finding] = []
-
-    def link(name: bytes, info: Any) -> None:
-        if info.type == h5py.h5l.TYPE_EXTERNAL:
-            findings.append(Finding(f"{where} /{_short(name.decode('utf-8', 'replace'))}", "a link to another file"))
-        elif info.type == h5py.h5l.TYPE_SOFT:
-            findings.append(Finding(f"{where} /{_short(name.decode('utf-8', 'replace'))}", "a soft link"))
-
-    h5.id.links.visit(link, info=True)  # low-level and recursive: no Python object per HDF5 object
-    if datasets is None:
-        collected: list[StoredDataset] = []
-        h5.visititems(lambda name, item: collected.append(stored_dataset(name, item))
-                      if isinstance(item, h5py.Dataset) else None)
-        datasets = collected
-    declared = 0
-    for dataset in datasets:
-        declared += dataset.declared_bytes
-        if dataset.external:
-            findings.append(Finding(f"{where} /{dataset.path}", "data stored in external files"))
-        if dataset.virtual:
-            findings.append(Finding(f"{where} /{dataset.path}", "a virtual dataset (data read from other files)"))
-        if dataset.declared_bytes > MAX_DATASET_BYTES:
-            findings.append(Finding(f"{where} /{dataset.path}",
-                                    f"declares {dataset.declared_bytes / 2**30:.1f} GB for one weight"))
-    if declared > max(FREE_DECLARED_BYTES, DECLARED_PER_STORED * stored_bytes):
-        findings.append(Finding(where, f"declares {declared / 2**20:,.0f} MB of weights in "
-                                       f"{stored_bytes / 2**20:,.1f} MB of file (loading would allocate it all)"))
-    return findings
 
 
 def _short(text: str) -> str:

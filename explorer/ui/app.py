@@ -41,21 +41,21 @@ def application() -> QApplication:
 
 
 def open_window(app: QApplication, model: str | None = None, image: str | None = None) -> MainWindow:
-    """Show the main window with the image (default: a demo one); the live tier starts and the model (default: the
-    demo) is read once the window is painted, so that nothing delays its first paint."""
+    """Show the main window; the live tier starts and the image (default: a demo one) and the model (default: the
+    demo) are read once the window is painted, so that nothing delays its first paint."""
     window = MainWindow(start_live=False)
     window.show()
     # The system switched light/dark: new palette, and the canvas is redrawn in the new colours.
     app.styleHints().colorSchemeChanged.connect(lambda _scheme: (apply_theme(app), window.restyle()))
-    picture = image or next(iter(demo_images()), None)
-    if picture:
-        window.open_image(picture)
     target = Path(model) if model else demo_model()
     if target.resolve() == demo_model():
         show_first_layer(window)
 
     def start() -> None:
-        window.live.start()  # TensorFlow loads in its own process while the model file is read here
+        window.live.start()  # TensorFlow loads in its own process while the files are read here
+        picture = image or next(iter(demo_images()), None)
+        if picture:
+            window.open_image(picture)
         window.open_model(target)
 
     after_first_paint(window, start)

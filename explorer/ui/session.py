@@ -14,7 +14,7 @@ from explorer.inputs.images import ImageError, LoadedImage, load_image
 from explorer.inputs.sources import PreparedInput
 from explorer.model.files import load_graph
 from explorer.model.graph import LayerGraph, Target
-from explorer.model.readers.json_arch import JSON_FORMAT
+from explorer.model.model_file import JSON_FORMAT
 from explorer.model.traced import Trace, traced_graph
 from explorer.text import BANNER, one_line
 from explorer.ui.settings import Settings

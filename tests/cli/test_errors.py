@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from explorer.cli import COMMANDS, main
+from explorer.cli import COMMANDS, command_module, main
 from explorer.cli.common import CommandError, describe, resolve_targets
 from explorer.logs import LOG_DIR_VARIABLE, LOG_FILE_NAME
 from explorer.model.files import load_graph
@@ -95,8 +95,8 @@ def test_dispatch_table_covers_every_subcommand_in_the_help_and_the_readme(capsy
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     documented = {m.group(1) for m in re.finditer(r"^\| `keras-explorer ([a-z]+) ", readme, re.MULTILINE)}
     assert documented == set(COMMANDS)
-    for name, module in COMMANDS.items():
-        assert callable(module.run), name
+    for name in COMMANDS:
+        assert name == command_module(name).NAME and callable(command_module(name).run), name
         with pytest.raises(SystemExit) as done:
             main([name, "-h"])
         assert done.value.code == 0

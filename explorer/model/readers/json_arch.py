@@ -12,12 +12,12 @@ from pathlib import Path
 import h5py
 
 from explorer.model.graph import Finding
-from explorer.model.model_file import ModelFile, ModelFileError
-from explorer.model.safety import MAX_CONFIG_BYTES, scan_hdf5
-from explorer.model.weights import WeightTree, read_saved_weights
+from explorer.model.model_file import JSON_FORMAT, ModelFile, ModelFileError
+from explorer.model.readers.hdf5 import read_saved_weights, scan_hdf5
+from explorer.model.safety import MAX_CONFIG_BYTES
+from explorer.model.weights import WeightTree
 
 WEIGHT_SUFFIXES = (".weights.h5", ".h5", "_weights.h5")
-JSON_FORMAT = "architecture JSON"
 
 
 def weights_beside(path: Path) -> Path | None:

@@ -12,8 +12,9 @@ import h5py
 
 from explorer.model.graph import Finding, Problem
 from explorer.model.model_file import ModelFile, ModelFileError
-from explorer.model.safety import MAX_COMPRESSED_WEIGHTS, MAX_CONFIG_BYTES, MAX_RATIO, scan_hdf5, scan_members
-from explorer.model.weights import WeightTree, read_weight_tree
+from explorer.model.readers.hdf5 import read_weight_tree, scan_hdf5
+from explorer.model.safety import MAX_COMPRESSED_WEIGHTS, MAX_CONFIG_BYTES, MAX_RATIO, scan_members
+from explorer.model.weights import WeightTree
 
 WEIGHT_MEMBERS = {"model.weights.h5", "model.weights.npz"}  # Keras refuses an archive with neither
 

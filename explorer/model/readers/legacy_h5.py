@@ -10,8 +10,7 @@ import h5py
 
 from explorer.model.graph import Problem
 from explorer.model.model_file import ModelFile, ModelFileError
-from explorer.model.safety import scan_hdf5
-from explorer.model.weights import read_legacy_weights, read_saved_weights
+from explorer.model.readers.hdf5 import read_legacy_weights, read_saved_weights, scan_hdf5
 
 
 def read_legacy_h5(path: Path) -> ModelFile:
