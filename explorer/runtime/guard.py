@@ -29,8 +29,15 @@ def _hook(event: str, _args: tuple) -> None:
         return
     if event.startswith(_BLOCKED_PREFIXES):
         raise PermissionError(f"refused while loading a model file: {event}")
-    if event in ("marshal.loads", "marshal.load") and not _state.allow_code:
+    if event in ("marshal.loads", "marshal.load") and not _state.allow_code and not _importing():
         raise PermissionError(f"refused while loading a model file: {event} (Python bytecode)")
+
+
+def _importing() -> bool:
+    """The import system reading an installed module's cached bytecode (tf-keras imports lazily while it
+    loads): not bytecode from the model file, which Keras unmarshals itself."""
+    caller = sys._getframe(2).f_code  # 0: this function, 1: the hook, 2: whoever called marshal
+    return caller.co_filename == "<frozen importlib._bootstrap_external>" and caller.co_name == "_compile_bytecode"
 
 
 @contextlib.contextmanager

@@ -31,14 +31,21 @@ def load_model(path: str | Path, trust: bool = False, file_graph: Any = None) ->
     """
     from explorer.runtime.guard import loading_guard
 
-    findings = (file_graph or read_file_graph(path)).findings
-    if findings and not trust:
-        raise UntrustedFile(Path(path).name, findings)
+    file_graph = file_graph or read_file_graph(path)
+    if file_graph.findings and not trust:
+        raise UntrustedFile(Path(path).name, file_graph.findings)
     import keras
+
+    from explorer.runtime.keras2 import is_keras2, load_as_keras3
 
     try:
         with loading_guard(allow_code=trust):
-            model = keras.saving.load_model(path, compile=False, safe_mode=not trust)
+            if is_keras2(file_graph):  # Keras 3 cannot load these: tf-keras does, and they are rebuilt in Keras 3
+                model = load_as_keras3(path, file_graph, trust)
+            else:
+                model = keras.saving.load_model(path, compile=False, safe_mode=not trust)
+    except RuntimeFailure:
+        raise
     except Exception as error:  # Keras raises many types for bad files; all mean "cannot load"
         raise RuntimeFailure(f"Keras could not load {Path(path).name}: {one_line(str(error))}") from error
     if not isinstance(model, keras.Model):

@@ -1,0 +1,86 @@
+"""Files Keras 2 wrote (tf-keras, tf.keras, Keras 2.x): loaded with tf-keras, then rebuilt in Keras 3
+(explorer.runtime.upgrade) and checked against tf-keras' own numbers, so the rest of the runtime sees one Keras.
+
+Keras 3 cannot load most of these files (``TFOpLambda``, a DepthwiseConv2D's ``groups``, the ``Functional`` class
+path of tf.keras ``.keras`` archives). tf-keras loads legacy ``.h5`` Lambda bytecode with no safe mode at all, so
+the static check gates these files exactly as it gates Keras 3 files (explorer.runtime.loading).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from explorer.runtime.errors import RuntimeFailure
+from explorer.runtime.upgrade import upgrade_model
+from explorer.text import one_line
+
+TOLERANCE = 1e-5  # the Keras 3 twin computes what tf-keras computes, to float32 rounding
+KERAS2_WRITERS = ("tf-keras", "tf.keras")
+
+
+def is_keras2(graph: Any) -> bool:
+    """Whether the structure tier found the file written by Keras 2 (its version, or its module paths)."""
+    return str(graph.keras_version or "").startswith("2.") or graph.writer in KERAS2_WRITERS \
+        or (graph.file_format or "").startswith("SavedModel")
+
+
+def load_keras2(path: str | Path, graph: Any, trust: bool) -> Any:
+    """The tf-keras model of a Keras 2 file: ``.h5``, ``.keras``, a SavedModel folder, or an architecture JSON
+    with the weights the structure tier found beside it."""
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)  # tf-keras stays tf-keras; keras stays Keras 3
+    import tf_keras
+
+    path = Path(path)
+    if (graph.file_format or "").startswith("architecture JSON"):
+        from explorer.model.readers.json_arch import weights_beside
+
+        model = tf_keras.models.model_from_json(path.read_text(encoding="utf-8"))
+        weights = weights_beside(path)
+        if weights is not None:
+            model.load_weights(str(weights))
+        return model
+    folder = path.parent if path.name in ("saved_model.pb", "keras_metadata.pb") else path
+    return tf_keras.models.load_model(str(folder), compile=False, safe_mode=not trust)
+
+
+def load_as_keras3(path: str | Path, graph: Any, trust: bool) -> Any:
+    """The Keras 3 twin of a Keras 2 file's model, its outputs checked against tf-keras' on a fixed input."""
+    try:
+        original = load_keras2(path, graph, trust)
+    except Exception as error:  # tf-keras raises many types for files it cannot read
+        raise RuntimeFailure(f"tf-keras could not load {Path(path).name}: {one_line(str(error))}") from error
+    twin = upgrade_model(original)
+    inputs = fixed_inputs(twin)
+    check_outputs(outputs_of(original, inputs), outputs_of(twin, inputs), f"the Keras 3 rebuild of {Path(path).name}")
+    return twin
+
+
+def fixed_inputs(model: Any) -> list[np.ndarray]:
+    """One batch of inputs in the pixel range (a fixed seed), free dimensions set to 32."""
+    rng = np.random.default_rng(0)
+    return [rng.uniform(0, 255, tuple(32 if d is None else int(d) for d in (1, *tuple(t.shape)[1:])))
+            .astype(str(getattr(t.dtype, "name", t.dtype)) if "float" in str(t.dtype) else np.float32)
+            for t in model.inputs]
+
+
+def outputs_of(model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The model's outputs on ``inputs``, flattened in order (tf-keras and Keras 3 models alike)."""
+    result = model(inputs if len(inputs) > 1 else inputs[0], training=False)
+    flat = list(result.values()) if isinstance(result, dict) else list(result) if isinstance(result, list | tuple) \
+        else [result]
+    return [np.asarray(value) for value in flat]
+
+
+def check_outputs(expected: list[np.ndarray], got: list[np.ndarray], what: str) -> float:
+    """The largest difference, scaled to the outputs' magnitude; RuntimeFailure above TOLERANCE."""
+    if len(expected) != len(got) or any(e.shape != g.shape for e, g in zip(expected, got, strict=False)):
+        raise RuntimeFailure(f"{what} has other outputs than tf-keras' model")
+    difference = max((float(np.max(np.abs(e.astype(np.float64) - g))) / max(1.0, float(np.max(np.abs(e))))
+                      for e, g in zip(expected, got, strict=True) if e.size), default=0.0)
+    if difference > TOLERANCE:
+        raise RuntimeFailure(f"{what} computes other numbers than tf-keras (difference {difference:.3g})")
+    return difference

@@ -1,0 +1,149 @@
+"""The live tier on files Keras 2 wrote (tests/fixtures/generations: Keras 2.12 and tf-keras 2.21, every format):
+each is loaded with tf-keras, rebuilt in Keras 3, and what the explorer computes for a layer inside a nested
+model, a shared layer's second call and a TensorFlow op layer equals what tf-keras computes in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from explorer.model.files import load_graph
+from explorer.runtime.extraction import extract
+from explorer.runtime.keras2 import is_keras2
+from explorer.runtime.loading import open_model
+from tests.support.generations import GENERATIONS, KERAS_FILES
+
+KERAS2_FILES = sorted(name for name in KERAS_FILES if name.startswith(("keras_2", "tf_keras"))
+                      and "/nested" in name and not name.endswith("_arch.h5"))
+# (layer path, call site): inside a nested Sequential, inside a nested Functional, a shared layer's second call,
+# and a TFOpLambda op (x / 127.5 - 1).
+TARGETS = [("inner_seq/inner_bn", (0, 0)), ("block/block_relu", (0, 0)), ("shared_dense", (1,)),
+           ("tf.math.subtract", (0,))]
+TOLERANCE = 1e-5
+
+# tf-keras computes the same outputs its own way: a nested layer through the nested model's call in the outer
+# graph (its last node: the first is its own construction when it has one), a shared layer at its second node.
+REFERENCE = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tf_keras
+
+    files, image, out = json.loads(sys.argv[1]), np.load(sys.argv[2]), sys.argv[3]
+    for index, path in enumerate(files):
+        if path.endswith(".json"):
+            model = tf_keras.models.model_from_json(open(path).read())
+            model.load_weights(path[:-len(".json")] + ".h5")
+        else:
+            model = tf_keras.models.load_model(path, compile=False)
+        def nested(outer, inner):
+            group = model.get_layer(outer)
+            before = tf_keras.Model(model.input, group.get_input_at(len(group.inbound_nodes) - 1))
+            cut = tf_keras.Model(group.input, group.get_layer(inner).output)
+            return cut(before(image))
+        subtract = next(l for l in model.layers if l.name.startswith("tf.math.subtract"))
+        outputs = [nested("inner_seq", "inner_bn"), nested("block", "block_relu"),
+                   tf_keras.Model(model.input, model.get_layer("shared_dense").get_output_at(1))(image),
+                   tf_keras.Model(model.input, subtract.output)(image)]
+        np.savez(f"{out}/{index}.npz", *[np.asarray(o)[0] for o in outputs])
+""")
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return np.random.default_rng(7).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def reference(image, tmp_path_factory) -> dict[str, list[np.ndarray]]:
+    folder = tmp_path_factory.mktemp("tf_keras_reference")
+    np.save(folder / "image.npy", image)
+    paths = [str(GENERATIONS / name) for name in KERAS2_FILES]
+    done = subprocess.run([sys.executable, "-c", REFERENCE, json.dumps(paths), str(folder / "image.npy"),
+                           str(folder)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = {}
+    for index, name in enumerate(KERAS2_FILES):
+        with np.load(folder / f"{index}.npz") as arrays:
+            result[name] = [arrays[f"arr_{i}"] for i in range(len(TARGETS))]
+    return result
+
+
+def test_the_keras2_files_of_every_format_are_covered():
+    assert {name.rsplit("/", 1)[1] for name in KERAS2_FILES} == {"nested.h5", "nested.keras", "nested_savedmodel",
+                                                                  "nested_arch.json"}
+    assert all(is_keras2(load_graph(GENERATIONS / name)) for name in KERAS2_FILES)
+
+
+@pytest.mark.parametrize("name", KERAS2_FILES)
+def test_nested_shared_and_op_layers_equal_tf_keras(name, image, reference):
+    graph = load_graph(GENERATIONS / name)
+    live = open_model(GENERATIONS / name, file_graph=graph)
+    (spec,) = live.specs
+    op = next(node.path for node in graph.nodes if node.path.startswith("tf.math.subtract"))
+    for (layer, site), expected in zip(TARGETS, reference[name], strict=True):
+        layer = op if layer == "tf.math.subtract" else layer
+        (got,) = extract(live, layer, site, {spec.name: image[0]})
+        assert got.shape == expected.shape, layer
+        assert np.max(np.abs(got - expected)) <= TOLERANCE, (layer, float(np.max(np.abs(got - expected))))
+
+
+def test_the_standard_transfer_learning_file_computes_like_tf_keras(tmp_path):
+    """preprocess_input, then a MobileNetV2 nested whole: a layer deep inside the base, against tf-keras."""
+    path = GENERATIONS / "tf_keras_2.21" / "transfer.h5"
+    image = np.random.default_rng(3).uniform(0, 255, (1, 96, 96, 3)).astype(np.float32)
+    np.save(tmp_path / "image.npy", image)
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import tf_keras
+        model = tf_keras.models.load_model(sys.argv[1], compile=False)
+        base = model.get_layer("mobilenetv2_0.35_96")
+        before = tf_keras.Model(model.input, base.get_input_at(len(base.inbound_nodes) - 1))
+        cut = tf_keras.Model(base.input, base.get_layer("block_6_project_BN").output)
+        image = np.load(sys.argv[2])
+        np.save(sys.argv[3], np.asarray(cut(before(image)))[0])
+        np.save(sys.argv[4], np.asarray(model(image))[0])
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "image.npy"),
+                           str(tmp_path / "layer.npy"), str(tmp_path / "out.npy")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    live = open_model(path)
+    (layer,) = extract(live, "mobilenetv2_0.35_96/block_6_project_BN", (0, 0), {"image": image[0]})
+    (classes,) = extract(live, "classes", (0,), {"image": image[0]})
+    assert np.max(np.abs(layer - np.load(tmp_path / "layer.npy"))) <= TOLERANCE
+    assert np.max(np.abs(classes - np.load(tmp_path / "out.npy"))) <= TOLERANCE
+
+
+def test_a_tensorflow_function_with_no_keras3_operation_is_refused_by_name(tmp_path):
+    """A TFOpLambda of a function keras.ops lacks: the rebuild names it, nothing is half-loaded."""
+    import h5py
+
+    from explorer.runtime.errors import RuntimeFailure
+
+    source = GENERATIONS / "tf_keras_2.21" / "nested.h5"
+    target = tmp_path / "floordiv.h5"
+    target.write_bytes(source.read_bytes())
+    with h5py.File(target, "r+") as h5:
+        config = json.loads(h5.attrs["model_config"])
+        op = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "TFOpLambda")
+        op["config"]["function"] = "math.floordiv"  # tensor math (the safety check lets it through)
+        h5.attrs["model_config"] = json.dumps(config)
+    graph = load_graph(target)
+    assert not graph.findings
+    with pytest.raises(RuntimeFailure, match=r"calls tf.math.floordiv, which has no Keras 3 equivalent"):
+        open_model(target, file_graph=graph)
+
+
+def test_the_rebuild_keeps_every_name_weight_and_count(tmp_path):
+    path = GENERATIONS / "keras_2.12" / "transfer.h5"
+    live = open_model(path)
+    graph = load_graph(path)
+    assert live.model.count_params() == graph.totals[0]
+    names = {operation.name for operation in live.model.operations}  # layers, ops and inputs
+    assert {node.path for node in graph.nodes if node.parent is None} == names
