@@ -13,7 +13,7 @@ from explorer.model.categories import (
     sublayer_weight_name,
     weight_names,
 )
-from explorer.model.graph import Edge, LayerGraph, LayerNode, Port, Problem, Shape, Weight
+from explorer.model.graph import Edge, LayerGraph, LayerNode, Port, Problem, Shape, Weight, path_part
 from explorer.model.known_classes import check_classes
 from explorer.model.shapes import infer_output_shapes
 from explorer.model.weights import RawWeight, WeightTree
@@ -209,7 +209,7 @@ class _Builder:
         shape = _shape(inner.get("build_input_shape"))
         for position, entry in enumerate(layers):
             name = layer_name(entry, position)
-            path = "/".join((*prefix, name))
+            path = _join(prefix, name)
             calls = [] if previous is None else [_Call([((previous, 0, 0), shape)])]
             next_input = _build_input_shape(layers[position + 1]) if position + 1 < len(layers) else None
             if previous is None:
@@ -218,7 +218,7 @@ class _Builder:
             shape = self.output_shape(path, 0, 0)
             previous = name
         if previous is not None:
-            model.outputs.append((previous, ("/".join((*prefix, previous)), 0, 0)))
+            model.outputs.append((previous, (_join(prefix, previous), 0, 0)))
         return model
 
     # -- Functional: inbound nodes cite (layer, node, index) with the tensor's recorded shape.
@@ -240,15 +240,14 @@ class _Builder:
         for position, entry in enumerate(layers):
             name = layer_name(entry, position)
             self._add_layer(entry, prefix, parent, calls_by_layer[name], cited.get(name, {}))
-        join = "/".join
         model = _Model()
-        model.input_layers = [join((*prefix, ref[0])) for _, ref in _port_refs(inner.get("input_layers"))]
+        model.input_layers = [_join(prefix, ref[0]) for _, ref in _port_refs(inner.get("input_layers"))]
         # Keras numbers a nested model's calls from 1 in output_layers (call 0 is its own internal node); Keras 3
         # does so for Functional models only, and numbers from 0 in inbound_nodes. Its loaders subtract 1 alike.
         offset = skip_first if keras2 else {layer_name(e, i) for i, e in enumerate(layers)
                                             if e.get("class_name") == "Functional"}
         model.outputs = [
-            (key, (join((*prefix, ref[0])), ref[1] - (ref[0] in offset and ref[1] > 0), ref[2]))
+            (key, (_join(prefix, ref[0]), ref[1] - (ref[0] in offset and ref[1] > 0), ref[2]))
             for key, ref in _port_refs(inner.get("output_layers"))
         ]
         return model
@@ -260,7 +259,7 @@ class _Builder:
         class_name = str(entry.get("class_name", "?"))
         layer_config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
         name = layer_name(entry, len(self.nodes))
-        names = (*prefix, name)
+        names = (*prefix, path_part(name))
         path = "/".join(names)
         resolved_calls = [self._resolve_inputs(call, prefix) for call in calls] or [[_input_shape(layer_config)]]
         nested: _Model | None = None
@@ -289,7 +288,7 @@ class _Builder:
             for argument, (ref, shape) in enumerate(call.inputs):
                 if ref is None:
                     continue
-                source = "/".join((*prefix, ref[0]))
+                source = _join(prefix, ref[0])
                 edge_shape = shape if shape is not None else self.output_shape(source, ref[1], ref[2])
                 self.edges.append(Edge(source, path, edge_shape, ref[1], ref[2], call_index, argument))
         node = LayerNode(
@@ -312,7 +311,7 @@ class _Builder:
         shapes = []
         for ref, shape in call.inputs:
             if shape is None and ref is not None:
-                shape = self.output_shape("/".join((*prefix, ref[0])), ref[1], ref[2])
+                shape = self.output_shape(_join(prefix, ref[0]), ref[1], ref[2])
             shapes.append(shape)
         return shapes
 
@@ -321,12 +320,27 @@ class _Builder:
 
 
 
+def _join(prefix: tuple[str, ...], name: str) -> str:
+    return "/".join((*prefix, path_part(name)))
+
+
 def _assign_weights(nodes: list[LayerNode], weights: WeightTree) -> list[LayerNode]:
-    """Give each layer its weights: a stored group belongs to the deepest layer whose path prefixes it."""
+    """Give each layer its weights: a stored group belongs to the deepest layer whose path prefixes it.
+
+    Weight keys are layer names, which Keras 2 let contain "/" (and wrote so into weight names): keys and the
+    layers' real names along their paths are compared split at every "/"."""
     by_names = {tuple(n.path.split("/")): n for n in nodes}
+    by_path = {n.path: n for n in nodes}
+    for node in nodes:
+        chain, up = [node.name], node.parent
+        while up is not None:
+            chain.append(by_path[up].name)
+            up = by_path[up].parent
+        by_names.setdefault(tuple(part for name in reversed(chain) for part in name.split("/")), node)
     frozen = {n.path for n in nodes if n.config.get("trainable") is False}
     owned: dict[str, list[tuple[tuple[str, ...], RawWeight]]] = {}
-    for key, raw_weights in weights.by_layer.items():
+    for stored_key, raw_weights in weights.by_layer.items():
+        key = tuple(part for name in stored_key for part in name.split("/"))
         owner = next((key[:i] for i in range(len(key), 0, -1) if key[:i] in by_names), None)
         if owner is not None and len(owner) < len(key):
             owner, key = _deeper_owner(owner, key, by_names)

@@ -15,6 +15,13 @@ from typing import Any
 Shape = tuple[int | None, ...]
 
 
+def path_part(name: str) -> str:
+    """A layer name as one component of a layer path. Keras 2 allowed "/" in names (tf-keras DenseNet's
+    ``conv1/conv``), which paths use as their separator and Keras 3 forbids: it becomes "_", as in Keras 3's own
+    names for the same layers (``conv1_conv``). The node keeps its real name for display."""
+    return name.replace("/", "_")
+
+
 @dataclass(frozen=True)
 class Finding:
     """Something the static safety check found that could run code or touch the user's system."""

@@ -2,7 +2,8 @@
 the same weights. The live tier then has one code path (cutting extractors at any layer and call site, export)
 for every generation, and "Save as Keras 3" writes the rebuilt model.
 
-The rebuild walks the loaded tf-keras model's own graph (its nodes, their call arguments), calls a Keras 3 twin
+Names keep to Keras 3's rule (no "/", explorer.model.graph.path_part), so layer paths address both models. The
+rebuild walks the loaded tf-keras model's own graph (its nodes, their call arguments), calls a Keras 3 twin
 of each layer on the twins of its inputs, and copies each layer's weights. TFOpLambda / SlicingOpLambda layers
 (TensorFlow functions called on Keras tensors) become the keras.ops operation computing the same thing, under
 the layer's name; a TensorFlow function with no such operation is refused by name.
@@ -14,6 +15,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from explorer.model.graph import path_part
 from explorer.runtime.errors import RuntimeFailure
 
 TF_OP_LAYERS = ("TFOpLambda", "SlicingOpLambda")
@@ -38,7 +40,7 @@ def _rebuild(model: Any, twins: dict[int, tuple[Any, Any]]) -> Any:
     tensors: dict[int, Any] = {}
     inputs = []
     for layer, tensor in zip(model._input_layers, model.inputs, strict=True):
-        twin = keras.Input(batch_shape=tuple(tensor.shape), dtype=tensor.dtype.name, name=layer.name)
+        twin = keras.Input(batch_shape=tuple(tensor.shape), dtype=tensor.dtype.name, name=path_part(layer.name))
         tensors[id(tensor)] = twin
         inputs.append(twin)
 
@@ -59,8 +61,9 @@ def _rebuild(model: Any, twins: dict[int, tuple[Any, Any]]) -> Any:
                 tensors[id(old)] = new
     outputs = tf.nest.map_structure(twin_of, model._nested_outputs)
     if type(model).__name__ == "Sequential":
-        return keras.Sequential([inputs[0], *[twins[id(layer)][1] for layer in model.layers]], name=model.name)
-    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=model.name)
+        layers = [twins[id(layer)][1] for layer in model.layers]
+        return keras.Sequential([inputs[0], *layers], name=path_part(model.name))
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=path_part(model.name))
 
 
 def _twin_layer(layer: Any, twins: dict[int, tuple[Any, Any]]) -> Any:
@@ -79,6 +82,7 @@ def _twin_layer(layer: Any, twins: dict[int, tuple[Any, Any]]) -> Any:
     # Keys Keras 3 does not take are ones its layer has no use for (a SeparableConv2D's kernel_initializer, the
     # batch_input_shape of a first layer): the rebuilt model is checked against tf-keras' numbers anyway.
     config = {key: value for key, value in _plain(layer.get_config()).items() if key in accepted}
+    config["name"] = path_part(layer.name)  # Keras 3 forbids the "/" Keras 2 allowed; the paths say "_" too
     if class_name == "BatchNormalization" and isinstance(config.get("axis"), list) and len(config["axis"]) == 1:
         config["axis"] = config["axis"][0]  # Keras 2 stores [3]; Keras 3 takes one axis
     try:
@@ -132,7 +136,7 @@ def _twin_operation(layer: Any) -> Callable[..., Any]:
         arguments.apply_defaults()
         named = dict(arguments.arguments)
         named.pop("name", None)
-        return make(layer.name, named)
+        return make(path_part(layer.name), named)
 
     return call
 

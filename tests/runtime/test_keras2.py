@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +25,11 @@ KERAS2_FILES = sorted(name for name in KERAS_FILES if name.startswith(("keras_2"
 # and a TFOpLambda op (x / 127.5 - 1).
 TARGETS = [("inner_seq/inner_bn", (0, 0)), ("block/block_relu", (0, 0)), ("shared_dense", (1,)),
            ("tf.math.subtract", (0,))]
-TOLERANCE = 1e-5
+TOLERANCE = 1e-5  # of the outputs' magnitude: float32 rounding of pixel-range inputs
+
+
+def difference(got: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.max(np.abs(got - expected))) / max(1.0, float(np.max(np.abs(expected))))
 
 # tf-keras computes the same outputs its own way: a nested layer through the nested model's call in the outer
 # graph (its last node: the first is its own construction when it has one), a shared layer at its second node.
@@ -89,7 +94,7 @@ def test_nested_shared_and_op_layers_equal_tf_keras(name, image, reference):
         layer = op if layer == "tf.math.subtract" else layer
         (got,) = extract(live, layer, site, {spec.name: image[0]})
         assert got.shape == expected.shape, layer
-        assert np.max(np.abs(got - expected)) <= TOLERANCE, (layer, float(np.max(np.abs(got - expected))))
+        assert difference(got, expected) <= TOLERANCE, (layer, difference(got, expected))
 
 
 def test_the_standard_transfer_learning_file_computes_like_tf_keras(tmp_path):
@@ -116,8 +121,8 @@ def test_the_standard_transfer_learning_file_computes_like_tf_keras(tmp_path):
     live = open_model(path)
     (layer,) = extract(live, "mobilenetv2_0.35_96/block_6_project_BN", (0, 0), {"image": image[0]})
     (classes,) = extract(live, "classes", (0,), {"image": image[0]})
-    assert np.max(np.abs(layer - np.load(tmp_path / "layer.npy"))) <= TOLERANCE
-    assert np.max(np.abs(classes - np.load(tmp_path / "out.npy"))) <= TOLERANCE
+    assert difference(layer, np.load(tmp_path / "layer.npy")) <= TOLERANCE
+    assert difference(classes, np.load(tmp_path / "out.npy")) <= TOLERANCE
 
 
 def test_a_tensorflow_function_with_no_keras3_operation_is_refused_by_name(tmp_path):
@@ -147,3 +152,43 @@ def test_the_rebuild_keeps_every_name_weight_and_count(tmp_path):
     assert live.model.count_params() == graph.totals[0]
     names = {operation.name for operation in live.model.operations}  # layers, ops and inputs
     assert {node.path for node in graph.nodes if node.parent is None} == names
+
+
+@pytest.fixture(scope="module")
+def densenet(tmp_path_factory) -> tuple[Path, dict]:
+    """tf-keras' DenseNet121 names its layers conv1/conv, conv2_block1_1_conv…: "/" in names, as Keras 2 allowed."""
+    folder = tmp_path_factory.mktemp("densenet_keras2")
+    script = textwrap.dedent("""
+        import json, sys
+        import numpy as np
+        import tf_keras
+        model = tf_keras.applications.DenseNet121(weights=None, include_top=False, input_shape=(32, 32, 3))
+        model.save(sys.argv[1] + "/densenet.h5")
+        image = np.random.default_rng(5).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+        np.save(sys.argv[1] + "/image.npy", image)
+        layer = tf_keras.Model(model.input, model.get_layer("conv2_block1_1_conv").output)(image)
+        np.save(sys.argv[1] + "/layer.npy", np.asarray(layer)[0])
+        names = [layer.name for layer in model.layers]
+        print(json.dumps({"count_params": int(model.count_params()), "names": names}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(folder)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_keras2_names_with_a_slash_are_one_layer_each(densenet):
+    folder, facts = densenet
+    graph = load_graph(folder / "densenet.h5")
+    assert graph.totals[0] == facts["count_params"] and not graph.problems
+    assert [node.name for node in graph.nodes] == facts["names"]
+    conv = next(node for node in graph.nodes if node.name == "conv1/conv")
+    assert conv.path == "conv1_conv" and conv.parent is None and conv.weights
+
+
+def test_keras2_names_with_a_slash_compute_like_tf_keras(densenet):
+    folder, _facts = densenet
+    live = open_model(folder / "densenet.h5")
+    image = np.load(folder / "image.npy")
+    (got,) = extract(live, "conv2_block1_1_conv", (0,), {live.specs[0].name: image[0]})
+    assert difference(got, np.load(folder / "layer.npy")) <= TOLERANCE
+    assert "conv1_conv" in {operation.name for operation in live.model.operations}

@@ -80,20 +80,28 @@ def read_legacy_weights(h5: h5py.File) -> WeightTree:
     """
     root = h5.get("model_weights", h5)
     result: dict[tuple[str, ...], list[RawWeight]] = {}
-    for layer_name, group in root.items():
+    # layer_names lists the groups; a Keras 2 name with "/" (conv1/conv) is a nested HDF5 path.
+    names = [_text(n) for n in root.attrs["layer_names"]] if "layer_names" in root.attrs else list(root)
+    for layer_name in names:
+        group = root.get(layer_name)
         if not isinstance(group, h5py.Group):
             continue
         for raw_name in group.attrs.get("weight_names", []):
-            weight_name = raw_name.decode("utf-8") if isinstance(raw_name, bytes) else str(raw_name)
+            weight_name = _text(raw_name)
             dataset = group.get(weight_name)
             if not isinstance(dataset, h5py.Dataset):
                 continue
-            parts = weight_name.split("/")
             # Keras 3 writes "<model>/<layer>/kernel", Keras 2 "<layer>/kernel:0": keep what follows the layer.
-            inner = parts[parts.index(layer_name) + 1:-1] if layer_name in parts[:-1] else parts[:-1]
-            weight = RawWeight(parts[-1].split(":")[0], tuple(int(d) for d in dataset.shape), str(dataset.dtype))
+            marked, marker = "/" + weight_name, f"/{layer_name}/"
+            rest = marked[marked.rfind(marker) + len(marker):] if marker in marked else weight_name
+            *inner, leaf = rest.split("/")
+            weight = RawWeight(leaf.split(":")[0], tuple(int(d) for d in dataset.shape), str(dataset.dtype))
             result.setdefault((layer_name, *inner), []).append(weight)
     return WeightTree({key: tuple(value) for key, value in result.items()})
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def read_saved_weights(h5: h5py.File) -> WeightTree | None:
