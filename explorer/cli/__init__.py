@@ -20,7 +20,7 @@ from explorer.cli import window
 from explorer.logs import setup_logging
 from explorer.text import one_line
 
-COMMANDS = ("summary", "graph", "check", "activations", "export", "features")  # modules of explorer.cli
+COMMANDS = ("summary", "graph", "check", "activations", "export", "features", "upgrade")  # modules of explorer.cli
 
 log = logging.getLogger(__name__)
 

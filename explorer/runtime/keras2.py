@@ -49,6 +49,11 @@ def load_keras2(path: str | Path, graph: Any, trust: bool) -> Any:
 
 def load_as_keras3(path: str | Path, graph: Any, trust: bool) -> Any:
     """The Keras 3 twin of a Keras 2 file's model, its outputs checked against tf-keras' on a fixed input."""
+    return load_both(path, graph, trust)[1]
+
+
+def load_both(path: str | Path, graph: Any, trust: bool) -> tuple[Any, Any]:
+    """(the tf-keras model, its checked Keras 3 twin)."""
     try:
         original = load_keras2(path, graph, trust)
     except Exception as error:  # tf-keras raises many types for files it cannot read
@@ -56,7 +61,7 @@ def load_as_keras3(path: str | Path, graph: Any, trust: bool) -> Any:
     twin = upgrade_model(original)
     inputs = fixed_inputs(twin)
     check_outputs(outputs_of(original, inputs), outputs_of(twin, inputs), f"the Keras 3 rebuild of {Path(path).name}")
-    return twin
+    return original, twin
 
 
 def fixed_inputs(model: Any) -> list[np.ndarray]:
