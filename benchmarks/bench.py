@@ -25,6 +25,10 @@ Prints progress lines, then as its last line one JSON object of medians:
 - ``forward_s``: the plain-Keras baseline for the same layers in the same order (``forward_time.py``, a
   subprocess: the model loaded, ``keras.Model(model.input, layer.output)`` built and called once on the very
   array the window fed the worker), median; ``activation_ratio``: ``first_activation_s / forward_s``;
+- the same with the ``_keras2`` suffix for the Keras 2 ResNet50 ``.h5`` (tf-keras 2.21): the worker loads it
+  with tf-keras and rebuilds it in Keras 3; the baseline is plain tf-keras cutting the same layers
+  (``activation_ratio_keras2``); ``open_to_loaded[_keras2]_s`` is open_model until the worker has the model,
+  which holds the one-time tf-keras load, rebuild and check;
 - ``cached_switch_s``: selecting an already computed layer again until it is shown and repainted, median;
 - ``grid_2048_channels_draw_s``: ``FeatureView.show_output`` of a (7, 7, 2048) float32 array plus ``grab()``,
   in this process, median;
@@ -515,12 +519,17 @@ def close_window(app, window) -> None:
     wait(app, 0.1)
 
 
-def measure_first_activations(app, model: Path, scratch: Path) -> dict:
+def measure_first_activations(app, model: Path, scratch: Path, keras2: bool = False) -> dict:
+    """The window's first activations against plain Keras cutting the same layers (tf-keras for a Keras 2
+    file, which the worker loads with tf-keras and rebuilds in Keras 3: that one-time cost is in ``load_s``)."""
     import numpy as np
 
-    log(f"first activations: {model.stem} in a window with the live tier, session.select -> shown -> grab, "
+    suffix = "_keras2" if keras2 else ""
+    log(f"first activations: {model.name} in a window with the live tier, session.select -> shown -> grab, "
         f"one new layer each time ({', '.join(RESNET_LAYERS)}), after {RESNET_WARMUP_LAYER}")
-    window, probe = live_window(app, model, scratch / "live-settings.ini")
+    started = time.perf_counter()
+    window, probe = live_window(app, model, scratch / f"live{suffix}-settings.ini")
+    load_s = round(time.perf_counter() - started, 3)
     try:
         cold, _ = click_layer(app, window, RESNET_WARMUP_LAYER)
         cold_worker = probe.worker_s[probe.last_request()]
@@ -532,7 +541,7 @@ def measure_first_activations(app, model: Path, scratch: Path) -> dict:
         for layer in RESNET_LAYERS:
             rows.append(probe.parts(*click_layer(app, window, layer)))
             log(f"    {layer:18} {parts_text(rows[-1])}")
-        first = report("first_activation_s", [row["total"] for row in rows])
+        first = report(f"first_activation{suffix}_s", [row["total"] for row in rows])
 
         computed = [RESNET_WARMUP_LAYER, *RESNET_LAYERS]  # the last one is selected now: start elsewhere
         requests = len(probe.sent)
@@ -540,27 +549,31 @@ def measure_first_activations(app, model: Path, scratch: Path) -> dict:
                     for i in range(CACHED_SWITCHES)]
         if len(probe.sent) != requests:
             raise RuntimeError("switching back to computed layers sent requests to the worker: not cached")
-        cached = report("cached_switch_s", switches, TARGETS["cached_switch_s"])
+        cached = report(f"cached_switch{suffix}_s", switches, TARGETS["cached_switch_s"])
         fed = scratch / f"{model.stem}_input.npy"
         arrays = [prepared.array for prepared in window.session.inputs.values()]
         np.save(fed, arrays[0])
     finally:
         close_window(app, window)
 
-    log("plain Keras baseline (forward_time.py, subprocess): build the extractor, call it once, same layers")
-    data = last_json(run([PYTHON, str(HERE / "forward_time.py"), str(model), str(fed),
-                          "--warmup", RESNET_WARMUP_LAYER, *RESNET_LAYERS]).stdout)
+    log(f"plain {'tf-keras' if keras2 else 'Keras'} baseline (forward_time.py, subprocess): build the extractor, "
+        "call it once, same layers")
+    data = last_json(run([PYTHON, str(HERE / "forward_time.py"), str(model), str(fed), "--warmup",
+                          RESNET_WARMUP_LAYER, *(["--tf-keras"] if keras2 else []), *RESNET_LAYERS]).stdout)
     log(f"  {RESNET_WARMUP_LAYER} (not in the median): {data['warmup']['total_s']:.3f} s")
     log(f"    {'layer':18} {'total':>7} {'build':>7} {'call':>7} {'2nd call':>8}")
     for layer, row in data["layers"].items():
         log(f"    {layer:18} {row['total_s']:7.3f} {row['build_s']:7.3f} {row['call_s']:7.3f} "
             f"{row['second_call_s']:8.3f}")
-    forward = report("forward_s", [data["layers"][layer]["total_s"] for layer in RESNET_LAYERS])
+    forward = report(f"forward{suffix}_s", [data["layers"][layer]["total_s"] for layer in RESNET_LAYERS])
     ratio = round(first / forward, 3)
-    log(f"  activation_ratio: {ratio:.2f}{verdict(ratio, TARGETS['activation_ratio'], '')}")
-    return {"first_activation_s": first, "forward_s": forward, "activation_ratio": ratio,
-            "cached_switch_s": cached, "first_activation_cold_s": round(cold, 4),
-            "first_activation_worker_s": median([row["worker"] for row in rows])}
+    log(f"  activation_ratio{suffix}: {ratio:.2f}{verdict(ratio, TARGETS['activation_ratio'], '')}")
+    log(f"  open to model loaded in the worker{' (tf-keras load + Keras 3 rebuild + check)' if keras2 else ''}: "
+        f"{load_s:.2f} s; plain load in the baseline process: {data['load_s']:.2f} s")
+    return {f"first_activation{suffix}_s": first, f"forward{suffix}_s": forward, f"activation_ratio{suffix}": ratio,
+            f"cached_switch{suffix}_s": cached, f"first_activation_cold{suffix}_s": round(cold, 4),
+            f"first_activation_worker{suffix}_s": median([row["worker"] for row in rows]),
+            f"open_to_loaded{suffix}_s": load_s}
 
 
 def measure_grid_draw(app) -> float:
@@ -622,6 +635,7 @@ def measure_activations(paths: dict[str, Path], scratch: Path) -> dict:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("Keras Explorer")
     results = measure_first_activations(app, paths["resnet50"], scratch)
+    results.update(measure_first_activations(app, paths["resnet50_keras2"], scratch, keras2=True))
     results["grid_2048_channels_draw_s"] = measure_grid_draw(app)
     results["effb7_10_layers_peak_gb"] = measure_effb7_memory(app, paths["efficientnetb7"], scratch)
     log(f"  tensorflow imported in the GUI process: {'tensorflow' in sys.modules}")
@@ -766,7 +780,9 @@ def main() -> int:
              "open_to_graph_s", "dot_alone_s", "layout_floor_ratio", "keras2_vs_keras3", "summary_s",
              "plot_model_resnet50_s", "plot_model_error", "memory_rss_mb_after_efficientnetb7",
              "first_activation_s", "forward_s", "activation_ratio", "cached_switch_s", "grid_2048_channels_draw_s",
-             "effb7_10_layers_peak_gb", "first_activation_cold_s", "first_activation_worker_s",
+             "effb7_10_layers_peak_gb", "first_activation_cold_s", "first_activation_worker_s", "open_to_loaded_s",
+             "first_activation_keras2_s", "forward_keras2_s", "activation_ratio_keras2", "cached_switch_keras2_s",
+             "first_activation_cold_keras2_s", "first_activation_worker_keras2_s", "open_to_loaded_keras2_s",
              "features_images_per_s", "features_process_s", "plain_keras_images_per_s", "plain_keras_way",
              "features_vs_plain", "plain_keras_ways_images_per_s")
     print(json.dumps({key: results[key] for key in order if key in results}), flush=True)

@@ -1,6 +1,7 @@
 """Plain-Keras baseline for a first activation: cut an extractor out of a loaded model and call it once.
 
-``python benchmarks/forward_time.py MODEL INPUT_NPY [--warmup LAYER] LAYER...``: loads the model (not timed) and
+``python benchmarks/forward_time.py MODEL INPUT_NPY [--warmup LAYER] [--tf-keras] LAYER...``: loads the model
+(not timed; with tf-keras for a Keras 2 file) and
 the preprocessed input the window fed the live tier (an (H, W, C) ``.npy``, no batch axis), then for each layer
 times ``keras.Model(model.input, model.get_layer(name).output)`` (build) and one
 ``extractor(x, training=False)`` call converted to numpy (call), exactly what the worker does for a new layer.
@@ -30,13 +31,21 @@ def main() -> int:
     parser.add_argument("input", help=".npy array (H, W, C) as fed by the window, without the batch axis")
     parser.add_argument("layers", nargs="+")
     parser.add_argument("--warmup", help="a layer computed first and reported apart")
+    parser.add_argument("--tf-keras", action="store_true", help="load and cut with tf-keras (a Keras 2 file)")
     options = parser.parse_args()
 
-    import keras
     import numpy as np
 
+    if options.tf_keras:
+        import tf_keras as keras
+
+        load = keras.models.load_model
+    else:
+        import keras
+
+        load = keras.saving.load_model
     start = time.perf_counter()
-    model = keras.saving.load_model(options.model, compile=False)
+    model = load(options.model, compile=False)
     load_s = time.perf_counter() - start
     x = np.load(options.input).astype(np.float32)[None]
 
