@@ -75,8 +75,10 @@ def read_model_file(path: str | os.PathLike[str], trusted_modules: tuple[str, ..
         model_file = _read_file(file_path, None if weights is None else Path(weights))
     if not model_file.weights_only:
         _require_model(model_file)
-    findings = (*model_file.findings, *scan_config(model_file.config, "config", trusted_modules))
-    return dataclasses.replace(model_file, findings=findings)
+    findings = [*model_file.findings, *scan_config(model_file.config, "config", trusted_modules)]
+    for where, tree in model_file.other_configs:
+        findings += scan_config(tree, where, trusted_modules)
+    return dataclasses.replace(model_file, findings=tuple(findings))
 
 
 def _read_file(file_path: Path, weights: Path | None) -> ModelFile:

@@ -30,6 +30,9 @@ class ModelFile:
     weights_only: bool = False  # save_weights output: variables without an architecture
     problems: tuple[Problem, ...] = ()  # what Keras would refuse, found while reading the file
     file_format: str = ""  # what kind of file it is, for the user: "legacy HDF5", ".keras archive", ...
+    # (where, tree): more of the file that Keras deserializes besides ``config``, checked like it (the metadata
+    # of each object in a SavedModel's keras_metadata.pb, which tf-keras revives the layers from)
+    other_configs: tuple[tuple[str, Any], ...] = ()
 
 
 def file_digest(path: str | Path) -> str:

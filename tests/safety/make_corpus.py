@@ -6,9 +6,11 @@ Every payload in these files does one thing if it ever runs: it creates the file
 in the serialized lambdas, ``touch MARKER`` in the configs naming ``os``/``subprocess``, MARKER as the
 download target of ``get_file``). The tests assert that MARKER never appears.
 
-The base files are real small Keras models saved by Keras (the only part that imports Keras); the corpus is
-made from them by rewriting the archives with zipfile and editing the weights with h5py, as an attacker would.
-``CORPUS`` (what each file is and what the explorer must say about it) does not need Keras.
+The base files are real small Keras models saved by Keras 3 and by tf-keras (Keras 2: a .keras archive, a legacy
+.h5, model.to_json() with its save_weights, a SavedModel folder) - the only part that imports Keras; the corpus
+is made from them by rewriting the archives with zipfile, the weights and legacy configs with h5py and
+keras_metadata.pb with protobuf, as an attacker would. ``CORPUS`` (what each file is and what the explorer must
+say about it) does not need Keras.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ WEIGHTS_BOMB_BYTES = 256 << 20  # zeros after the real model.weights.h5, deflate
 MANY_MEMBERS = 20_000
 DEEP_JSON = 100_000  # nesting depth of the unparseable config
 DEEP_SCAN = 500  # nesting depth that parses but is deeper than the scanner walks
+K2_NESTED_LAMBDA = "layers[1].config.layers[1].config.layers[2]"  # where keras2_lambda_nested.h5 has its Lambda
+KERAS2_FOLDERS = ("keras2_lambda_savedmodel", "keras2_hidden_lambda_savedmodel")  # SavedModels are folders
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,19 @@ CORPUS: tuple[Entry, ...] = (
     Entry("lambda_compile_loss.keras", HOSTILE, ("compile_config", "bytecode"), "a __lambda__ loss in compile_config"),
     Entry("lambda_legacy.h5", HOSTILE, ("Lambda", "bytecode"),
           "legacy HDF5: Keras-2-style Lambda, function_type 'lambda', marshal bytes"),
+    # -- Keras 2 files (tf-keras loads these in the live tier: legacy formats with no safe mode at all)
+    Entry("keras2_lambda.keras", HOSTILE, ("Lambda", "bytecode"),
+          "tf-keras .keras archive: a Lambda with marshal bytecode (function [code, null, null], function_type "
+          "'lambda')"),
+    Entry("keras2_lambda_nested.h5", HOSTILE, ("Lambda", "bytecode", K2_NESTED_LAMBDA),
+          "tf-keras legacy HDF5: a Lambda in a Sequential inside a nested Functional"),
+    Entry("keras2_lambda.json", HOSTILE, ("Lambda", "bytecode"),
+          "tf-keras model.to_json() with a Lambda, its save_weights keras2_lambda.h5 beside it"),
+    Entry("keras2_lambda_savedmodel", HOSTILE, ("Lambda", "bytecode"),
+          "tf-keras SavedModel folder: the Lambda's bytecode everywhere tf-keras wrote it in keras_metadata.pb"),
+    Entry("keras2_hidden_lambda_savedmodel", HOSTILE, ("Lambda", "bytecode", "keras_metadata.pb root.layer-2"),
+          "SavedModel: the model config shows an Activation 'lam'; the layer's own metadata, which tf-keras "
+          "revives the layer from, holds the Lambda"),
     Entry("module_os.keras", HOSTILE, ("module 'os'", "system"), "activation naming os.system"),
     Entry("builtins_exec.keras", HOSTILE, ("module 'builtins'", "exec"), "activation naming builtins.exec"),
     Entry("subprocess_popen.keras", HOSTILE, ("module 'subprocess'", "Popen"),
@@ -156,6 +173,11 @@ def _arm(config: Any, marker: Path) -> int:
     """Swap the code of every serialized lambda in the tree for the payload; returns how many."""
     armed = 0
     for item in _dicts(config):
+        if item.get("function_type") == "lambda":  # a Keras 2 Lambda: function [code, defaults, closure]
+            function = item["function"]  # keras_metadata.pb writes the list as {"class_name": "__tuple__", ...}
+            (function["items"] if isinstance(function, dict) else function)[0] = payload_code(marker)
+            armed += 1
+            continue
         if item.get("class_name") != "__lambda__":
             continue
         inner = item["config"]
@@ -263,6 +285,22 @@ def _set_legacy_config(path: Path, text: str) -> None:
         h5.attrs["model_config"] = text
 
 
+def _edit_metadata(folder: Path, edit: Callable[[str, dict[str, Any]], int]) -> int:
+    """Rewrite a SavedModel's keras_metadata.pb, each object's metadata JSON edited by ``edit(node_path,
+    metadata)`` (returning how many payloads it placed); the protobuf is parsed and written back whole."""
+    from explorer.model.readers.saved_model_protos import KerasMetadata
+
+    path = folder / "keras_metadata.pb"
+    saved = KerasMetadata.FromString(path.read_bytes())
+    armed = 0
+    for node in saved.nodes:
+        metadata = json.loads(node.metadata)
+        armed += edit(node.node_path, metadata)
+        node.metadata = json.dumps(metadata)
+    path.write_bytes(saved.SerializeToString())
+    return armed
+
+
 # --------------------------------------------------------------------------- base models (Keras)
 
 
@@ -323,6 +361,38 @@ def save_bases(folder: Path) -> dict[str, Path]:
     return paths
 
 
+def save_keras2_bases(folder: Path) -> dict[str, Path]:
+    """Real Keras 2 models saved by tf-keras, with harmless lambdas, in each format the live tier loads with
+    tf-keras: a .keras archive, a legacy .h5, model.to_json() with save_weights beside it, a SavedModel."""
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
+    import tf_keras
+    from tf_keras import layers
+
+    tf_keras.utils.set_random_seed(0)
+    paths = {name: folder / name for name in ("k2_lambda.keras", "k2_lambda_nested.h5", "k2_lambda.json",
+                                              "k2_lambda.h5", "k2_lambda_savedmodel", "k2_twin.json")}
+    x = tf_keras.Input((4,), name="x")
+    hidden = layers.Lambda(lambda v: v, name="lam")(layers.Dense(4, name="d0")(x))
+    top = tf_keras.Model(x, layers.Dense(3, name="d1")(hidden), name="lambda_top")
+    top.save(paths["k2_lambda.keras"])
+    paths["k2_lambda.json"].write_text(top.to_json())
+    top.save_weights(paths["k2_lambda.h5"])
+    top.save(paths["k2_lambda_savedmodel"], save_format="tf")
+    # the same model with an Activation where the Lambda is: what the hidden SavedModel's config shows
+    x = tf_keras.Input((4,), name="x")
+    hidden = layers.Activation("linear", name="lam")(layers.Dense(4, name="d0")(x))
+    paths["k2_twin.json"].write_text(tf_keras.Model(x, layers.Dense(3, name="d1")(hidden), name="lambda_top").to_json())
+
+    inner = tf_keras.Sequential([tf_keras.Input((4,)), layers.Dense(4, name="inner_dense"),
+                                 layers.Lambda(lambda v: v, name="inner_lam")], name="inner_seq")
+    block_in = tf_keras.Input((4,), name="block_in")
+    block = tf_keras.Model(block_in, inner(block_in), name="block")
+    x = tf_keras.Input((4,), name="x")
+    nested = tf_keras.Model(x, layers.Dense(3, name="d1")(block(x)), name="lambda_nested")
+    nested.save(paths["k2_lambda_nested.h5"])
+    return paths
+
+
 # --------------------------------------------------------------------------- the corpus
 
 _BUILDERS: dict[str, Callable[[Context], None]] = {}
@@ -377,6 +447,58 @@ def _lambda_legacy(ctx: Context) -> None:
     layer.update(function=[payload_code(ctx.marker), None, None], function_type="lambda", module="__main__",
                  output_shape=None, output_shape_type="raw", output_shape_module=None, arguments={})
     _set_legacy_config(target, json.dumps(config))
+
+
+@_builds("keras2_lambda.keras", "keras2_lambda_nested.h5", "keras2_lambda.json")
+def _keras2_lambdas(ctx: Context) -> None:
+    """The bytecode tf-keras wrote for each harmless Lambda, swapped for the payload."""
+    config = _config(ctx.base["k2_lambda.keras"])
+    if _arm(config, ctx.marker) != 1:
+        raise AssertionError("k2_lambda.keras: expected one Lambda")
+    _with_config(ctx.base["k2_lambda.keras"], ctx.out("keras2_lambda.keras"), config)
+
+    target = ctx.out("keras2_lambda_nested.h5")
+    shutil.copyfile(ctx.base["k2_lambda_nested.h5"], target)
+    config = _legacy_config(target)
+    if _arm(config, ctx.marker) != 1:
+        raise AssertionError("k2_lambda_nested.h5: expected one Lambda")
+    _set_legacy_config(target, json.dumps(config))
+
+    config = json.loads(ctx.base["k2_lambda.json"].read_text())
+    if _arm(config, ctx.marker) != 1:
+        raise AssertionError("k2_lambda.json: expected one Lambda")
+    ctx.out("keras2_lambda.json").write_text(json.dumps(config))
+    shutil.copyfile(ctx.base["k2_lambda.h5"], ctx.out("keras2_lambda.h5"))  # weights_beside finds it
+
+
+@_builds("keras2_lambda_savedmodel")
+def _keras2_savedmodel(ctx: Context) -> None:
+    """tf-keras writes the Lambda into the root's ``config`` and ``model_config`` and into the layer's own
+    metadata (root.layer-2): all three are armed."""
+    target = ctx.out("keras2_lambda_savedmodel")
+    shutil.copytree(ctx.base["k2_lambda_savedmodel"], target)
+    if _edit_metadata(target, lambda _path, metadata: _arm(metadata, ctx.marker)) != 3:
+        raise AssertionError("k2_lambda_savedmodel: expected the Lambda in three places")
+
+
+@_builds("keras2_hidden_lambda_savedmodel")
+def _keras2_hidden_savedmodel(ctx: Context) -> None:
+    """The root's config and model_config (the graph a reader draws) show the Activation of the twin model;
+    tf-keras revives each layer from its own metadata, and root.layer-2's still says Lambda (armed)."""
+    twin = _layer(json.loads(ctx.base["k2_twin.json"].read_text()), "lam")
+
+    def edit(path: str, metadata: dict[str, Any]) -> int:
+        if path != "root":
+            return _arm(metadata, ctx.marker)
+        for config in (metadata["config"], metadata["model_config"]["config"]):
+            config["layers"] = [copy.deepcopy(twin) if layer["config"]["name"] == "lam" else layer
+                                for layer in config["layers"]]
+        return 0
+
+    target = ctx.out("keras2_hidden_lambda_savedmodel")
+    shutil.copytree(ctx.base["k2_lambda_savedmodel"], target)
+    if _edit_metadata(target, edit) != 1:
+        raise AssertionError("k2_lambda_savedmodel: expected one Lambda outside the root")
 
 
 @_builds("module_os.keras")
@@ -735,13 +857,19 @@ def _weights_only(ctx: Context) -> None:
 def rearm(source: Path, target: Path, marker: Path) -> int:
     """Copy a corpus file with its lambda payloads pointed at another marker (the tests' positive control:
     Keras with safe mode off does run them). Returns how many payloads were re-pointed."""
+    if source.is_dir():  # a SavedModel
+        shutil.copytree(source, target)
+        return _edit_metadata(target, lambda _path, metadata: _arm(metadata, marker))
+    if source.suffix == ".json":  # an architecture JSON, with the weights beside it
+        config = json.loads(source.read_text())
+        armed = _arm(config, marker)
+        target.write_text(json.dumps(config))
+        shutil.copyfile(source.with_suffix(".h5"), target.with_suffix(".h5"))
+        return armed
     if source.suffix == ".h5":
         shutil.copyfile(source, target)
         config = _legacy_config(target)
-        lambdas = [item for item in _dicts(config) if item.get("function_type") == "lambda"]
-        for item in lambdas:
-            item["function"][0] = payload_code(marker)
-        armed = len(lambdas) + _arm(config, marker)
+        armed = _arm(config, marker)
         _set_legacy_config(target, json.dumps(config))
         return armed
     config = _config(source)
@@ -761,7 +889,7 @@ def build(folder: Path, marker: Path, log: Callable[[str], None] = lambda _line:
     bases = folder / "_base"
     bases.mkdir(exist_ok=True)
     started = time.perf_counter()
-    ctx = Context(folder, marker, support, save_bases(bases))
+    ctx = Context(folder, marker, support, {**save_bases(bases), **save_keras2_bases(bases)})
     log(f"base models saved in {time.perf_counter() - started:.1f} s")
     done: set[Callable[[Context], None]] = set()
     for entry in CORPUS:
@@ -771,7 +899,8 @@ def build(folder: Path, marker: Path, log: Callable[[str], None] = lambda _line:
             builder(ctx)
             done.add(builder)
             log(f"{builder.__name__.lstrip('_')}: {time.perf_counter() - started:.2f} s")
-    missing = [entry.name for entry in CORPUS if not ctx.out(entry.name).is_file()]
+    missing = [entry.name for entry in CORPUS
+               if not (ctx.out(entry.name).is_dir() if entry.name in KERAS2_FOLDERS else ctx.out(entry.name).is_file())]
     if missing:
         raise AssertionError(f"not written: {missing}")
     if marker.exists():

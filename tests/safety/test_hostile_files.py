@@ -392,6 +392,50 @@ def test_positive_control_the_lambda_payloads_are_live(corpus: Corpus, tmp_path:
     assert done.stdout.split() == [word for name in names for word in (name, "True")], done.stdout
 
 
+_LOAD_KERAS2 = textwrap.dedent("""
+    import os, pathlib, sys
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
+    import tf_keras
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
+    control = pathlib.Path(sys.argv[1])
+    for name in sys.argv[2:]:
+        path = pathlib.Path(name)
+        control.unlink(missing_ok=True)
+        if path.suffix == ".json":  # model_from_json has no safe_mode argument, only this scope
+            with SafeModeScope(False):
+                tf_keras.models.model_from_json(path.read_text()).load_weights(str(path.with_suffix(".h5")))
+        elif path.suffix == ".keras":
+            tf_keras.models.load_model(path, compile=False, safe_mode=False)
+        else:  # legacy .h5 and SavedModel folders: tf-keras has no safe mode for them
+            tf_keras.models.load_model(str(path), compile=False)
+        print(path.name, control.exists())
+""")
+KERAS2_LAMBDAS = {"keras2_lambda.keras": 1, "keras2_lambda_nested.h5": 1, "keras2_lambda.json": 1,
+                  "keras2_lambda_savedmodel": 3, "keras2_hidden_lambda_savedmodel": 1}  # name: payloads in it
+
+
+def test_positive_control_the_keras2_lambda_payloads_are_live(corpus: Corpus, tmp_path: Path) -> None:
+    """tf-keras runs the Keras 2 payloads: legacy .h5 and SavedModel folders have no safe mode at all (the
+    hidden SavedModel's Lambda too: tf-keras revives the layer from its own metadata), the .keras archive with
+    safe_mode=False, the architecture JSON outside safe mode."""
+    control = tmp_path / "CONTROL"
+    for name, payloads in KERAS2_LAMBDAS.items():
+        assert rearm(corpus.folder / name, tmp_path / name, control) == payloads, name
+    paths = [str(tmp_path / name) for name in KERAS2_LAMBDAS]
+    done = subprocess.run([sys.executable, "-c", _LOAD_KERAS2, str(control), *paths], cwd=tmp_path,
+                          env=_env(corpus.work), capture_output=True, text=True, timeout=HANG_GUARD * 2)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [word for name in KERAS2_LAMBDAS for word in (name, "True")], done.stdout
+
+
+def test_a_savedmodel_lambda_is_reported_once_not_per_metadata_copy(cli) -> None:
+    """tf-keras writes a Lambda three times into keras_metadata.pb (the root's config and model_config, the
+    layer's own metadata): `check` reports it as it does for the same model's .keras archive."""
+    archive = cli[("check", "keras2_lambda.keras")]
+    saved_model = cli[("check", "keras2_lambda_savedmodel")]
+    assert saved_model.stdout == archive.stdout, f"{archive.describe()}\n{saved_model.describe()}"
+
+
 # --------------------------------------------------------------------------- the window
 
 

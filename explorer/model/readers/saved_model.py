@@ -2,9 +2,11 @@
 ``keras_metadata.pb`` and ``variables/``.
 
 The layer graph comes from the Keras metadata the folder carries: its root object holds the same
-``model_config`` a legacy ``.h5`` file holds (tf-keras ``saving/legacy/saved_model``). Weight shapes come from the
-SavedModel's object graph: each Keras layer's object lists its variables (``kernel``, ``bias``) as children. The
-values in ``variables/`` are not read, and no TensorFlow function in the folder is interpreted.
+``model_config`` a legacy ``.h5`` file holds (tf-keras ``saving/legacy/saved_model``). tf-keras does not load the
+model from that config: it revives each layer from the ``class_name`` and ``config`` of the layer's own object,
+so every object's metadata is checked too (where it says what the model config says, only once). Weight shapes
+come from the SavedModel's object graph: each Keras layer's object lists its variables (``kernel``, ``bias``) as
+children. The values in ``variables/`` are not read, and no TensorFlow function in the folder is interpreted.
 """
 
 from __future__ import annotations
@@ -48,7 +50,52 @@ def read_saved_model(folder: Path) -> ModelFile:
     config = root["model_config"]
     weights = _weights(folder, layers) if (folder / SAVED_MODEL_PB).is_file() else WeightTree.empty()
     metadata = {"keras_version": root.get("keras_version"), "backend": root.get("backend")}
-    return ModelFile(folder, config, metadata, weights, file_format="SavedModel with Keras 2 metadata")
+    return ModelFile(folder, config, metadata, weights, file_format="SavedModel with Keras 2 metadata",
+                     other_configs=_revived_from(layers, config))
+
+
+def _revived_from(layers: dict[str, tuple[int, dict[str, Any]]], config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """What tf-keras deserializes from each object's metadata, for the safety check; an object's class_name and
+    config are left out where they are a layer (or model) of ``config`` word for word, already checked there."""
+    stated = {_canonical(item) for item in _entries(config)} - {None}
+    revived = []
+    for path, (_, facts) in layers.items():
+        rest = {key: value for key, value in facts.items() if key != "model_config"}
+        if _canonical(rest) in stated:
+            rest = {key: value for key, value in rest.items() if key not in ("class_name", "config")}
+        revived.append((f"{KERAS_METADATA_PB} {path}", rest))
+    return tuple(revived)
+
+
+def _entries(tree: Any) -> list[dict[str, Any]]:
+    """Every dict with a class_name and a config in ``tree``."""
+    found, stack = [], [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "class_name" in item and "config" in item:
+                found.append(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _canonical(item: dict[str, Any]) -> str | None:
+    """class_name and config, without the shared_object_id numbers the metadata and the model config differ by
+    (None, matching nothing, for metadata nested too deep to compare: it is all checked)."""
+    try:
+        return json.dumps([item.get("class_name"), _without_ids(item.get("config"))], sort_keys=True)
+    except RecursionError:
+        return None
+
+
+def _without_ids(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {key: _without_ids(value) for key, value in tree.items() if key != "shared_object_id"}
+    if isinstance(tree, list):
+        return [_without_ids(value) for value in tree]
+    return tree
 
 
 def _parse(path: Path, message: type, limit: int) -> Any:
