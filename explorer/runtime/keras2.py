@@ -36,9 +36,12 @@ def load_keras2(path: str | Path, graph: Any, trust: bool) -> Any:
 
     path = Path(path)
     if (graph.file_format or "").startswith("architecture JSON"):
+        from tf_keras.src.saving.serialization_lib import SafeModeScope
+
         from explorer.model.readers.json_arch import weights_beside
 
-        model = tf_keras.models.model_from_json(path.read_text(encoding="utf-8"))
+        with SafeModeScope(not trust):  # model_from_json has no safe_mode argument: the scope is its switch
+            model = tf_keras.models.model_from_json(path.read_text(encoding="utf-8"))
         weights = weights_beside(path)
         if weights is not None:
             model.load_weights(str(weights))

@@ -75,6 +75,8 @@ def _twin_layer(layer: Any, twins: dict[int, tuple[Any, Any]]) -> Any:
         return _twin_operation(layer)
     if hasattr(layer, "_nodes_by_depth"):  # a nested model
         return _rebuild(layer, twins)
+    if class_name == "Lambda":  # its Python function, already loaded (only ever with the user's trust)
+        return keras.layers.Lambda(layer.function, arguments=layer.arguments, name=path_part(layer.name))
     if not hasattr(keras.layers, class_name):
         raise RuntimeFailure(f"layer '{layer.name}' is a {class_name}, which Keras 3 does not have")
     twin_class = getattr(keras.layers, class_name)

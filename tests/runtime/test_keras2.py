@@ -192,3 +192,24 @@ def test_keras2_names_with_a_slash_compute_like_tf_keras(densenet):
     (got,) = extract(live, "conv2_block1_1_conv", (0,), {live.specs[0].name: image[0]})
     assert difference(got, np.load(folder / "layer.npy")) <= TOLERANCE
     assert "conv1_conv" in {operation.name for operation in live.model.operations}
+
+
+def test_a_trusted_keras2_json_with_a_lambda_computes_it(tmp_path):
+    """tf-keras' model_from_json refuses Lambda bytecode in its safe mode; the user's trust switches it off."""
+    script = textwrap.dedent("""
+        import sys
+        import tf_keras
+        inputs = tf_keras.Input((4,), name="x")
+        doubled = tf_keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
+        model = tf_keras.Model(inputs, tf_keras.layers.Dense(3, name="head")(doubled))
+        open(sys.argv[1] + "/lambda.json", "w").write(model.to_json())
+        model.save_weights(sys.argv[1] + "/lambda.h5")
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    graph = load_graph(tmp_path / "lambda.json")
+    assert any("Lambda" in str(finding) for finding in graph.findings)
+    live = open_model(tmp_path / "lambda.json", trust=True, file_graph=graph)
+    x = np.arange(4, dtype=np.float32)
+    (got,) = extract(live, "double", (0,), {"x": x})
+    assert np.array_equal(got, x * 2)
