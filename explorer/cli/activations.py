@@ -9,12 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.cli.common import CommandError, add_trust_options, chosen_preprocessing, read_loadable, resolve_targets
+from explorer.cli.common import (
+    CommandError,
+    add_trust_options,
+    chosen_preprocessing,
+    open_live,
+    read_loadable,
+    resolve_targets,
+)
 from explorer.inputs.images import PRESETS, load_image
 from explorer.inputs.sources import IMAGE, ZEROS, InputSource, file_input_specs, load_npy, prepare_input
 from explorer.model.graph import InputSpec, LayerGraph, Target
 from explorer.runtime.extraction import extract
-from explorer.runtime.loading import open_model
 
 NAME = "activations"
 
@@ -46,7 +52,7 @@ def run(options: argparse.Namespace) -> int:
     # Inputs first, from the file's own input shapes: a bad image or array is reported before TensorFlow loads.
     file_specs = file_input_specs(graph)
     inputs = _prepare(graph, file_specs, options) if file_specs else None
-    live = open_model(options.model, options.trust, options.custom_objects, graph)
+    live = open_live(options, graph)
     specs = live.specs
     if live.trace:
         print(f"traced ({live.trace.method}): {live.trace.note}", file=sys.stderr)

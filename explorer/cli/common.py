@@ -18,11 +18,12 @@ from explorer.model.graph import LayerGraph, Target
 from explorer.runtime.errors import (
     CallSiteOutOfRange,
     CustomObjectsNeedTrust,
+    NotRebuildable,
     RuntimeFailure,
     UnknownLayer,
     UntrustedFile,
 )
-from explorer.runtime.loading import LiveModel
+from explorer.runtime.loading import LiveModel, open_model
 
 PREFIX = "keras-explorer: "
 REFUSED = 3  # exit code of a Keras-loading command refusing a file with findings
@@ -41,8 +42,19 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust", action="store_true",
                         help="load the file even if the safety check found code or paths in it (runs that code)")
     parser.add_argument("--custom-objects", metavar="FILE.py",
-                        help="Python file defining the model's own classes (subclassed models); runs it, "
-                             "needs --trust")
+                        help="Python file defining the model's own classes and functions (registered or not); "
+                             "runs it, needs --trust")
+    parser.add_argument("--build", metavar="EXPR",
+                        help="build the model from code instead of from the file: a constructor call such as "
+                             "'Net(pretrained=False)', evaluated in --custom-objects FILE.py (needs --trust); "
+                             "the file's weights are loaded into it (a .keras or a .weights.h5 file)")
+
+
+def open_live(options: argparse.Namespace, graph: LayerGraph) -> LiveModel:
+    """The model loaded into Keras with the trust options (see add_trust_options)."""
+    if options.build and not options.custom_objects:
+        raise CommandError("--build needs --custom-objects FILE.py, the file defining what it calls")
+    return open_model(options.model, options.trust, options.custom_objects, graph, options.build)
 
 
 def read_model(path: str, weights: str | None = None) -> LayerGraph:
@@ -107,6 +119,9 @@ def describe(error: BaseException) -> str:
                 "thing(s) that could run code (listed above); pass --trust to load it anyway")
     if isinstance(error, CustomObjectsNeedTrust):
         return "custom objects are Python code: trust the file to run them (--trust)"
+    if isinstance(error, NotRebuildable):
+        return (f"Keras could not load {error.file}: {error.reason}; its class cannot be rebuilt from the saved "
+                "config: build it from code with --build 'Class(...)' --custom-objects FILE.py --trust")
     if isinstance(error, UnknownLayer):
         return f"no layer '{error.layer}' in {error.model_name} (see 'keras-explorer summary')"
     if isinstance(error, CallSiteOutOfRange):

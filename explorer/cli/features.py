@@ -13,6 +13,7 @@ from explorer.cli.common import (
     CommandError,
     add_trust_options,
     chosen_preprocessing,
+    open_live,
     read_loadable,
     resolve_targets,
     traced_graph,
@@ -20,7 +21,6 @@ from explorer.cli.common import (
 from explorer.inputs.images import PRESETS, image_files
 from explorer.runtime.extraction import build_extractor
 from explorer.runtime.features import extract_features
-from explorer.runtime.loading import open_model
 
 NAME = "features"
 
@@ -45,7 +45,7 @@ def run(options: argparse.Namespace) -> int:
     if not files:
         raise CommandError(f"{options.images}: no images (png, jpg, bmp, tif, webp, gif) in this folder")
     preprocessing = chosen_preprocessing(graph, options.preprocess)
-    live = open_model(options.model, options.trust, options.custom_objects, graph)
+    live = open_live(options, graph)
     extractor = build_extractor(traced_graph(live), target.layer, target.call_site)
     started = time.perf_counter()
     result = extract_features(extractor, live.specs, files, preprocessing, options.batch_size,

@@ -34,6 +34,7 @@ class LoadModel:
     path: str
     trusted: bool = False  # the user consented to running the code this file names
     custom_objects: str | None = None  # a Python file defining the model's classes (run only when trusted)
+    build: str | None = None  # a constructor call evaluated in custom_objects; the file's weights go into it
 
 
 @dataclass(frozen=True)

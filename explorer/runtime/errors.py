@@ -35,6 +35,26 @@ class CustomObjectsNeedTrust(RuntimeFailure):
         return "custom objects are Python code: they run only for a trusted file"
 
 
+class BuildNeedsCode(RuntimeFailure):
+    """A model is to be built from code, but no Python file defining it was given."""
+
+    def __str__(self) -> str:
+        return "building the model from code needs the Python file that defines it"
+
+
+class NotRebuildable(RuntimeFailure):
+    """Keras cannot recreate the model's class from its saved config (typically an ``__init__`` without
+    ``**kwargs``); building it from its code would work."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__(file, reason)
+        self.file, self.reason = file, reason
+
+    def __str__(self) -> str:
+        return (f"Keras could not load {self.file}: {self.reason} (the class cannot be rebuilt from its saved "
+                "config; build the model from its code instead)")
+
+
 class UnknownLayer(RuntimeFailure):
     """``layer`` (a name, or a path ``outer/inner``) is not in the model ``model_name``."""
 

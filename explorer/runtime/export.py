@@ -19,6 +19,7 @@ import numpy as np
 from explorer.live.protocol import ExportReport
 from explorer.model.files import EXPORT_METADATA_KEY
 from explorer.model.graph import Target
+from explorer.runtime.custom_code import run_custom_code
 from explorer.runtime.errors import RuntimeFailure
 from explorer.runtime.extraction import build_flat_extractor, run_extractor
 from explorer.runtime.keras_graph import input_specs
@@ -60,11 +61,13 @@ def provenance(source: str | Path, targets: list[Target]) -> dict[str, Any]:
 
 
 def export_extractor(model: Any, source: str | Path, targets: list[Target], out_path: str | Path,
-                     fmt: str, inputs: dict[str, np.ndarray], trust: bool = False) -> ExportReport:
+                     fmt: str, inputs: dict[str, np.ndarray], trust: bool = False,
+                     custom_objects: str | None = None) -> ExportReport:
     """Build, save, record provenance and verify; returns the report (``verified`` False means removed).
 
     ``trust``: the source file was trusted, so the export (which may hold the same code) is reloaded with the
-    same consent."""
+    same consent. ``custom_objects``: the Python file the source was opened with; the export holds the same
+    classes, so the verification process runs it too."""
     if fmt not in FORMATS:
         raise RuntimeFailure(f"unknown export format {fmt!r}; choose {' or '.join(FORMATS)}")
     if not targets:
@@ -87,7 +90,7 @@ def export_extractor(model: Any, source: str | Path, targets: list[Target], out_
         # A SavedModel runs as a graph; graph and eager execution of the same model differ by float32
         # rounding (~2e-6 on the demo), so compare with the original model run as a graph too.
         expected = _graph_mode_outputs(extractor, inputs, names)
-    return _verify(out, fmt, inputs, expected, names, trust)
+    return _verify(out, fmt, inputs, expected, names, trust, custom_objects)
 
 
 def _add_metadata(path: Path, info: dict[str, Any]) -> None:
@@ -127,10 +130,10 @@ def _specs(extractor: Any) -> list:
 
 
 def _verify(out: Path, fmt: str, inputs: dict[str, np.ndarray], expected: list[np.ndarray],
-            names: list[str], trust: bool = False) -> ExportReport:
+            names: list[str], trust: bool = False, custom_objects: str | None = None) -> ExportReport:
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
-        pending = pool.apply_async(reload_and_run, (str(out), fmt, inputs, names, trust))
+        pending = pool.apply_async(reload_and_run, (str(out), fmt, inputs, names, trust, custom_objects))
         try:
             got = pending.get(VERIFY_TIMEOUT_S)
         except Exception as error:  # whatever went wrong in the fresh process, the export is not verified
@@ -153,11 +156,13 @@ def _verify(out: Path, fmt: str, inputs: dict[str, np.ndarray], expected: list[n
 
 
 def reload_and_run(path: str, fmt: str, inputs: dict[str, np.ndarray], names: list[str],
-                   trust: bool = False) -> list[np.ndarray] | str:
-    """Runs in a fresh process: load what was written and compute its outputs, in ``names`` order."""
+                   trust: bool = False, custom_objects: str | None = None) -> list[np.ndarray] | str:
+    """Runs in a fresh process: load what was written and compute its outputs, in ``names`` order.
+    ``custom_objects`` runs there first (behind the same trust), as it did where the source was opened."""
     try:
         if fmt == KERAS:
-            reloaded = load_model(path, trust=trust)
+            code = run_custom_code(custom_objects, trust) if custom_objects else None
+            reloaded = load_model(path, trust=trust, custom_objects=code and code.objects)
             return _in_order(reloaded, run_extractor(reloaded, inputs, _specs(reloaded)), names)
         import tensorflow as tf
 

@@ -84,6 +84,7 @@ class _Session:
         self.live: LiveModel | None = None
         self.path = ""
         self.trusted = False
+        self.custom_objects: str | None = None  # the verification process of an export runs it too
         self.extractors: dict[tuple[str, tuple[int, ...]], Any] = {}
 
     def handle(self, message: Any) -> None:
@@ -105,8 +106,9 @@ class _Session:
 
     def _load(self, message: LoadModel) -> None:
         self.live, self.extractors, self.path, self.trusted = None, {}, message.path, message.trusted
+        self.custom_objects = message.custom_objects
         self.send(Status(WorkerState.LOADING, message.path))
-        live = open_model(message.path, message.trusted, message.custom_objects)
+        live = open_model(message.path, message.trusted, message.custom_objects, build=message.build)
         if live.trace is not None:
             self.send(Traced(message.request, live.trace))
         self.live = live
@@ -126,6 +128,6 @@ class _Session:
             raise RuntimeFailure("this model could only be recorded, not traced: nothing to export")
         self.send(Status(WorkerState.EXPORTING, message.path))
         report = export_extractor(self.live.graph, self.path, list(message.targets), message.path, message.format,
-                                  message.inputs, self.trusted)
+                                  message.inputs, self.trusted, self.custom_objects)
         self.send(Exported(message.request, report))
         self.send(Status(WorkerState.READY, self.live.model.name))

@@ -1,0 +1,290 @@
+"""Custom objects as users bring them: registered layers whose export must verify in a fresh process,
+unregistered classes and functions passed to Keras by name, and models built from code with the file's weights.
+
+The models are defined in ``vit_defs.py`` and ``custom_defs.py`` (the files handed to the explorer), built and
+saved here by Keras; every output is compared with the original model run directly in this process.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import queue
+import runpy
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from explorer.cli.common import resolve_targets
+from explorer.live.client import LiveTier
+from explorer.live.protocol import Exported, Failed, Loaded, Status, WorkerState
+from explorer.model.files import load_graph
+from explorer.runtime.custom_code import keras_objects, run_custom_code
+from explorer.runtime.errors import BuildNeedsCode, CustomObjectsNeedTrust, NotRebuildable, RuntimeFailure
+from explorer.runtime.export import KERAS, export_extractor
+from explorer.runtime.extraction import extract
+from explorer.runtime.loading import LiveModel, load_model, open_model
+from explorer.runtime.worker import worker_main
+
+ROOT = Path(__file__).resolve().parents[2]
+VIT_DEFS = (Path(__file__).parent / "vit_defs.py").resolve()
+DEFS = (Path(__file__).parent / "custom_defs.py").resolve()
+ATOL = 1e-5
+CLI_TIMEOUT_S = 240
+WORKER_TIMEOUT_S = 120.0
+
+
+@dataclass
+class Saved:
+    path: Path
+    model: Any  # the original, as built and saved
+    batch: np.ndarray  # one example with its batch axis
+
+
+def _randomise(model: Any, seed: int) -> None:
+    """Random values in every variable, so a layer fed the wrong tensor (or weights not loaded) cannot match."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        variable.assign(rng.normal(0, 0.5, variable.shape).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory, keras_module: Any) -> dict[str, Saved]:
+    folder = tmp_path_factory.mktemp("custom_code")
+    vit = runpy.run_path(str(VIT_DEFS))  # registers Patches and PatchEncoder in this process
+    # As a training script: the classes belong to __main__, where a loader cannot find them by importing.
+    script = runpy.run_path(str(DEFS), run_name="__main__")
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 1, (1, vit["IMAGE"], vit["IMAGE"], 3)).astype(np.float32)
+    values = rng.normal(0, 1, (1, *script["INPUT_SHAPE"])).astype(np.float32)
+    models = {"vit": (vit["build_vit"](), image), "small": (script["small_functional"](4), values),
+              "net": (script["Net"](units=3, name="net"), values), "rigid": (script["Rigid"](units=3), values)}
+    result = {}
+    for seed, (name, (model, batch)) in enumerate(models.items()):
+        model(batch)  # builds the subclassed ones
+        _randomise(model, seed)
+        path = folder / f"{name}.keras"
+        model.save(path)
+        result[name] = Saved(path, model, batch)
+    weights = folder / "small.weights.h5"
+    result["small"].model.save_weights(weights)
+    result["small_weights"] = Saved(weights, result["small"].model, values)
+    return result
+
+
+def _layer_output(model: Any, layer: str, batch: np.ndarray) -> np.ndarray:
+    """A Functional model's layer output, computed by Keras on the original model."""
+    import keras
+
+    return np.asarray(keras.Model(model.inputs, model.get_layer(layer).output)([batch]))
+
+
+def _extract(live: LiveModel, layer: str, batch: np.ndarray) -> np.ndarray:
+    outputs = extract(live, layer, (0,), {live.specs[0].name: batch[0]})
+    assert len(outputs) == 1, f"{layer}: {len(outputs)} outputs"
+    return outputs[0]
+
+
+def _assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
+    assert np.allclose(actual, expected, atol=ATOL, rtol=0), \
+        f"{what}: max abs diff {float(np.max(np.abs(actual - expected))):.3g}"
+
+
+def _cli(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    (tmp / "home").mkdir(exist_ok=True)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": str(tmp / "home"),
+           "XDG_CONFIG_HOME": str(tmp / "config")}
+    return subprocess.run([sys.executable, "-m", "explorer", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=CLI_TIMEOUT_S)
+
+
+# --------------------------------------------------------------------------- (1) registered layers: exports
+
+
+@pytest.fixture(scope="module")
+def cli_runs(saved: dict[str, Saved], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The TensorFlow-loading commands at once (each imports it, an export's verification once more)."""
+    folder = tmp_path_factory.mktemp("custom_code_cli")
+    x = folder / "x.npy"
+    np.save(x, saved["rigid"].batch[0])
+    trusted = ["--trust", "--custom-objects", str(DEFS)]
+    commands = {
+        "vit_export": ["export", str(saved["vit"].path), "--layer", "attention", "--layer", "encoder_norm",
+                       "--trust", "--custom-objects", str(VIT_DEFS), "-o", str(folder / "vit_features.keras")],
+        "rigid_plain": ["activations", str(saved["rigid"].path), "--layer", "dense", "--input", str(x),
+                        "--npy", str(folder / "plain.npy"), *trusted],
+        "rigid_build": ["activations", str(saved["rigid"].path), "--layer", "dense", "--input", str(x),
+                        "--npy", str(folder / "built.npy"), *trusted, "--build", "Rigid(units=3)"],
+        "build_alone": ["activations", str(saved["rigid"].path), "--layer", "dense", "--input", str(x),
+                        "--npy", str(folder / "alone.npy"), "--trust", "--build", "Rigid(units=3)"],
+    }
+    with ThreadPoolExecutor(2) as pool:
+        runs = dict(zip(commands, pool.map(lambda args: _cli(args, folder), commands.values()), strict=True))
+    return {"runs": runs, "folder": folder}
+
+
+def test_cli_export_after_registered_custom_layers_is_verified(saved, cli_runs):
+    run, folder = cli_runs["runs"]["vit_export"], cli_runs["folder"]
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "verified" in run.stdout, run.stdout
+    exported = load_model(folder / "vit_features.keras", trust=True)  # this process registered the classes
+    got = exported(saved["vit"].batch)
+    for layer in ("attention", "encoder_norm"):
+        _assert_close(np.asarray(got[layer]), _layer_output(saved["vit"].model, layer, saved["vit"].batch),
+                      f"exported {layer}")
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Any] = queue.Queue()
+
+    def __call__(self, event: Any) -> None:
+        self.queue.put(event)
+
+    def wait_for(self, predicate: Callable[[Any], bool], what: str) -> Any:
+        deadline = time.monotonic() + WORKER_TIMEOUT_S
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                event = self.queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if predicate(event):
+                return event
+        raise AssertionError(f"no {what} within {WORKER_TIMEOUT_S:.0f} s")
+
+
+def test_window_export_after_registered_custom_layers_is_verified(saved, tmp_path):
+    """The window's path: a real worker loads the ViT with its custom-objects file, then exports; the
+    verification process it starts gets the same file."""
+    item = saved["vit"]
+    events = _Events()
+    tier = LiveTier(events, worker_main)
+    tier.start()
+    try:
+        events.wait_for(lambda e: isinstance(e, Status) and e.state == WorkerState.READY, "ready worker")
+        request = tier.load(str(item.path), True, str(VIT_DEFS))
+        loaded = events.wait_for(lambda e: isinstance(e, Loaded | Failed) and e.request == request, "Loaded")
+        assert isinstance(loaded, Loaded), loaded.message
+        targets = resolve_targets(load_graph(item.path), ["encoder_norm"], None)
+        out = tmp_path / "norm.keras"
+        request = tier.export(targets, str(out), KERAS, {"image": item.batch[0]})
+        answer = events.wait_for(lambda e: isinstance(e, Exported | Failed) and e.request == request, "Exported")
+        assert isinstance(answer, Exported), answer.message
+        assert answer.report.verified, answer.report.message
+    finally:
+        tier.stop()
+    exported = load_model(out, trust=True)
+    _assert_close(np.asarray(exported(item.batch)), _layer_output(item.model, "encoder_norm", item.batch),
+                  "exported encoder_norm")
+
+
+# --------------------------------------------------------------------------- (2) unregistered classes
+
+
+def test_keras_objects_are_the_files_own_classes_and_functions(keras_module):
+    code = run_custom_code(DEFS, trust=True)
+    assert set(code.objects) == {"shifted_relu", "Scale", "small_functional", "Net", "Rigid"}
+    assert code.objects["Scale"] is code.namespace["Scale"]
+    assert keras_objects({"Dense": keras_module.layers.Dense, "relu": keras_module.ops.relu, "np": np}) == {}
+    with pytest.raises(CustomObjectsNeedTrust):
+        run_custom_code(DEFS, trust=False)
+
+
+def test_unregistered_layer_and_function_need_the_file(saved):
+    item = saved["small"]
+    with pytest.raises(RuntimeFailure, match=r"could not load small\.keras: Could not locate function .shifted_relu"):
+        open_model(item.path, trust=True)  # without the file, Keras finds neither the function nor the layer
+    live = open_model(item.path, trust=True, custom_objects=str(DEFS))
+    for layer in ("dense", "scale", "head"):  # dense applies shifted_relu, scale is the custom layer
+        _assert_close(_extract(live, layer, item.batch), _layer_output(item.model, layer, item.batch)[0], layer)
+
+
+def test_export_of_an_unregistered_layer_is_verified(saved, tmp_path):
+    item = saved["small"]
+    live = open_model(item.path, trust=True, custom_objects=str(DEFS))
+    targets = resolve_targets(load_graph(item.path), ["scale"], None)
+    out = tmp_path / "scale.keras"
+    report = export_extractor(live.graph, item.path, targets, out, KERAS, {"values": item.batch[0]}, trust=True,
+                              custom_objects=str(DEFS))
+    assert report.verified, report.message
+    reloaded = open_model(out, trust=True, custom_objects=str(DEFS)).model
+    _assert_close(np.asarray(reloaded(item.batch)), _layer_output(item.model, "scale", item.batch), "exported scale")
+
+
+def test_unregistered_subclassed_model_is_traced(saved):
+    item = saved["net"]
+    live = open_model(item.path, trust=True, custom_objects=str(DEFS))
+    assert live.trace is not None and live.trace.method == "symbolic call"
+    model, batch = item.model, item.batch
+    dense = model.dense(batch)
+    scale = model.scale(dense)
+    _assert_close(np.asarray(model.head(np.maximum(scale, 0))), np.asarray(model(batch)), "hand-written reference")
+    _assert_close(_extract(live, "dense", batch), np.asarray(dense)[0], "Net dense")
+    _assert_close(_extract(live, "scale", batch), np.asarray(scale)[0], "Net scale")
+
+
+# --------------------------------------------------------------------------- (3) building from code
+
+
+def test_a_class_keras_cannot_rebuild_is_reported_in_one_line(saved):
+    with pytest.raises(NotRebuildable) as caught:
+        open_model(saved["rigid"].path, trust=True, custom_objects=str(DEFS))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "unexpected keyword argument 'trainable'" in message and "build the model from its code" in message
+
+
+def test_build_from_code_loads_the_files_weights(saved):
+    item = saved["rigid"]
+    live = open_model(item.path, trust=True, custom_objects=str(DEFS), build="Rigid(units=3)")
+    assert live.trace is not None and live.trace.method == "symbolic call"
+    _assert_close(_extract(live, "dense", item.batch), np.asarray(item.model.dense(item.batch))[0], "built dense")
+    _assert_close(_extract(live, "head", item.batch), np.asarray(item.model(item.batch))[0], "built head")
+
+
+def test_build_from_code_with_a_weights_only_file(saved):
+    item = saved["small_weights"]
+    live = open_model(item.path, trust=True, custom_objects=str(DEFS), build="small_functional(4)")
+    for layer in ("scale", "head"):
+        _assert_close(_extract(live, layer, item.batch), _layer_output(item.model, layer, item.batch)[0], layer)
+
+
+@pytest.mark.parametrize(("build", "custom", "trust", "error", "text"), [
+    ("Rigid(units=5)", True, True, RuntimeFailure, "do not fit the model built from code"),
+    ("Rigid(units=", True, True, RuntimeFailure, "building the model with Rigid(units= failed: SyntaxError"),
+    ("Scale()", True, True, RuntimeFailure, "gives a Scale, not a Keras model"),
+    ("Rigid()", False, True, BuildNeedsCode, "needs the Python file"),
+    ("Rigid()", True, False, CustomObjectsNeedTrust, "Python code"),
+], ids=["mismatch", "syntax", "not-a-model", "no-file", "untrusted"])
+def test_build_from_code_failures_are_one_line(saved, build, custom, trust, error, text):
+    with pytest.raises(error) as caught:
+        open_model(saved["rigid"].path, trust=trust, custom_objects=str(DEFS) if custom else None, build=build)
+    assert text in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_cli_build_from_code(saved, cli_runs):
+    runs, folder = cli_runs["runs"], cli_runs["folder"]
+    plain = runs["rigid_plain"]
+    assert plain.returncode == 1, plain.stderr[-2000:]
+    said = [line for line in plain.stderr.splitlines() if line.startswith("keras-explorer: ")]
+    assert len(said) == 1 and "unexpected keyword argument 'trainable'" in said[0] and "--build" in said[0], \
+        plain.stderr[-2000:]
+    assert "Traceback" not in plain.stderr
+    built = runs["rigid_build"]
+    assert built.returncode == 0, built.stderr[-2000:]
+    item = saved["rigid"]
+    _assert_close(np.load(folder / "built.npy"), np.asarray(item.model.dense(item.batch))[0], "CLI built dense")
+    alone = runs["build_alone"]
+    assert alone.returncode == 1 and "--build needs --custom-objects" in alone.stderr, alone.stderr[-2000:]
