@@ -21,10 +21,20 @@ def _known() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(data["classes"]), frozenset(data["operations"])
 
 
+def keras_classes() -> frozenset[str]:
+    """Layer and model classes some Keras release loads by name."""
+    return _known()[0]
+
+
+def keras_operations() -> frozenset[str]:
+    """Keras 3's keras.ops operation classes."""
+    return _known()[1]
+
+
 def check_classes(nodes: Iterable[LayerNode]) -> Iterator[Problem]:
     """Layers whose class no Keras version has. Classes from other modules are custom code: the safety check
     reports those."""
-    classes, operations = _known()
+    classes, operations = keras_classes(), keras_operations()
     for node in nodes:
         module = node.module or ""
         if node.class_name in classes or module.startswith(OPERATION_MODULES) \
@@ -32,7 +42,8 @@ def check_classes(nodes: Iterable[LayerNode]) -> Iterator[Problem]:
             continue
         if node.class_name in operations:
             yield Problem(node.path, f"'{node.class_name}' is a keras.ops operation saved without its module "
-                                     "(Keras 3 writes them so into legacy .h5 files): Keras cannot load it back",
+                                     "(Keras 3 writes them so into legacy .h5 files): Keras cannot load it back "
+                                     "(the live tier names the operation for it)",
                           blocking=False)
         else:
             yield Problem(node.path, f"its class '{node.class_name}' exists in no Keras version (misspelled, or a "

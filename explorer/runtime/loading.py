@@ -13,21 +13,24 @@ from typing import Any
 
 from explorer.model.graph import InputSpec
 from explorer.model.traced import Trace
-from explorer.runtime.errors import CustomObjectsNeedTrust, RuntimeFailure, UntrustedFile
+from explorer.runtime.custom_code import CustomCode, build_from_code, load_weights_into, run_custom_code
+from explorer.runtime.errors import BuildNeedsCode, NotRebuildable, RuntimeFailure, UntrustedFile
 from explorer.runtime.keras_graph import graph_of, input_specs
 from explorer.runtime.tracing import is_graph_model, trace_subclassed
-from explorer.text import one_line
+from explorer.text import SHORT, one_line
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def load_model(path: str | Path, trust: bool = False, file_graph: Any = None) -> Any:
+def load_model(path: str | Path, trust: bool = False, file_graph: Any = None,
+               custom_objects: dict[str, Any] | None = None) -> Any:
     """Load a model file into Keras, never compiling it (no optimizer or loss code runs).
 
     The file is first checked statically (explorer.model.safety); a file with findings is refused unless
     ``trust`` is given, the user's explicit consent, which also lets Keras' safe mode allow Python code
     (Lambda layers). Loading runs under an audit hook that refuses sockets and new processes.
     ``file_graph``: the file's structure when the caller has already read it (the check is not repeated).
+    ``custom_objects``: classes and functions by name, as Keras' ``load_model`` takes them (for Keras 3 files).
     """
     from explorer.runtime.guard import loading_guard
 
@@ -43,14 +46,42 @@ def load_model(path: str | Path, trust: bool = False, file_graph: Any = None) ->
             if is_keras2(file_graph):  # Keras 3 cannot load these: tf-keras does, and they are rebuilt in Keras 3
                 model = load_as_keras3(path, file_graph, trust)
             else:
-                model = keras.saving.load_model(path, compile=False, safe_mode=not trust)
+                objects = {**unmarked_operations(path, file_graph), **(custom_objects or {})}
+                model = keras.saving.load_model(path, custom_objects=objects or None, compile=False,
+                                                safe_mode=not trust)
     except RuntimeFailure:
         raise
     except Exception as error:  # Keras raises many types for bad files; all mean "cannot load"
-        raise RuntimeFailure(f"Keras could not load {Path(path).name}: {one_line(str(error))}") from error
+        reason = _keras_reason(str(error))
+        if _CONSTRUCTOR_MISMATCH in reason:
+            raise NotRebuildable(Path(path).name, one_line(reason)) from error
+        raise RuntimeFailure(f"Keras could not load {Path(path).name}: {one_line(reason)}") from error
     if not isinstance(model, keras.Model):
         raise RuntimeFailure(f"{Path(path).name} holds a {type(model).__name__}, not a Keras model")
     return model
+
+# Keras wraps the error of a class that fails to deserialize in paragraphs of advice; the cause comes last.
+_CAUSE_MARKERS = ("Error encountered during deserialization:", "Exception encountered:")
+_CONSTRUCTOR_MISMATCH = "got an unexpected keyword argument"
+
+
+def _keras_reason(message: str) -> str:
+    """The innermost cause of a Keras loading error (the whole message when it has no marked cause)."""
+    for marker in _CAUSE_MARKERS:
+        if marker in message:
+            return message.rpartition(marker)[2].strip()
+    return message
+
+def unmarked_operations(path: str | Path, file_graph: Any) -> dict[str, Any]:
+    """keras.ops operations a Keras 3 legacy .h5 holds without their module (explorer.runtime.keras3_h5), by name."""
+    from explorer.model.files import read_model_file
+    from explorer.model.known_classes import keras_operations
+    from explorer.runtime.keras3_h5 import operation_objects
+
+    if not any(node.module is None and node.class_name in keras_operations() for node in file_graph.nodes):
+        return {}
+    return operation_objects(read_model_file(path).config)
+
 
 def read_file_graph(path: str | Path) -> Any:
     """The file's structure and safety findings (no Keras), with unreadable files as RuntimeFailure."""
@@ -72,19 +103,23 @@ class LiveModel:
     trace: Trace | None = None
 
 def open_model(path: str | Path, trust: bool = False, custom_objects: str | None = None,
-               file_graph: Any = None) -> LiveModel:
+               file_graph: Any = None, build: str | None = None) -> LiveModel:
     """Load (see load_model), first running ``custom_objects`` (a Python file defining the model's classes,
-    only with ``trust``); subclassed models are traced. ``file_graph`` as for load_model."""
-    if custom_objects:
-        if not trust:
-            raise CustomObjectsNeedTrust()
-        import runpy
+    only with ``trust``), whose Keras objects are passed to Keras by name; subclassed models are traced.
 
-        runpy.run_path(str(custom_objects), run_name="keras_explorer_custom_objects")
+    ``build``: instead of letting Keras rebuild the model from the file, evaluate this constructor call (e.g.
+    ``Net(pretrained=False)``) in the custom-objects file and load the file's weights into what it built: for
+    classes Keras cannot rebuild, and for weights-only files. ``file_graph`` as for load_model."""
+    if build and not custom_objects:
+        raise BuildNeedsCode()
+    code = run_custom_code(custom_objects, trust) if custom_objects else None
     file_graph = file_graph or read_file_graph(path)
-    model = load_model(path, trust=trust, file_graph=file_graph)
+    if build:
+        model = _built(code, build, path, file_graph)
+    else:
+        model = load_model(path, trust=trust, file_graph=file_graph, custom_objects=code and code.objects)
     if is_graph_model(model):
-        if file_graph.kind not in ("subclassed", "unknown"):
+        if file_graph.kind not in ("subclassed", "unknown", "weights"):
             return LiveModel(model, model, input_specs(model))
         # A Functional subclass (or a keras_hub backbone) whose file holds only constructor arguments: the
         # loaded model has the real graph, which the window can show (labelled as coming from the model).
@@ -95,13 +130,29 @@ def open_model(path: str | Path, trust: bool = False, custom_objects: str | None
         graph = graph_of(model)
         config = {"module": "keras.src.models.functional", "class_name": "Functional",
                   "config": keras.Model(graph.inputs, graph.outputs).get_config()}
-        trace = Trace("loaded model", json.dumps(config, default=str),
-                      "the file stores only constructor arguments; this is the graph the loaded model built")
+        note = (f"the graph of the model built by {one_line(build, SHORT)}, with the file's weights" if build else
+                "the file stores only constructor arguments; this is the graph the loaded model built")
+        trace = Trace("loaded model", json.dumps(config, default=str), note)
         return LiveModel(model, model, input_specs(model), trace)
-    build = file_graph.model_config.get("build_config", {})
-    shape = tuple(build.get("input_shape") or ()) if isinstance(build, dict) else ()
+    # A model built from code records the shape it was built on when the file (weights only) does not.
+    build_config = _file_build_config(file_graph)
+    if build and not build_config:
+        build_config = model.get_build_config() or {}
+    shape = tuple(build_config.get("input_shape") or ())
     if not shape:
         raise RuntimeFailure("the file records no input shape to trace this subclassed model with")
     traced, trace = trace_subclassed(model, shape)
     specs = input_specs(traced) if traced is not None else [InputSpec("input", tuple(shape[1:]), "float32")]
     return LiveModel(model, traced, specs, trace)
+
+
+def _file_build_config(file_graph: Any) -> dict[str, Any]:
+    build_config = file_graph.model_config.get("build_config", {})
+    return build_config if isinstance(build_config, dict) else {}
+
+
+def _built(code: CustomCode | None, expression: str, path: str | Path, file_graph: Any) -> Any:
+    """The model built from code with the file's weights in it (both are the user's code: trust was checked
+    when the custom-objects file ran)."""
+    model = build_from_code(code, expression)
+    return load_weights_into(model, path, _file_build_config(file_graph))

@@ -213,3 +213,15 @@ def test_a_trusted_keras2_json_with_a_lambda_computes_it(tmp_path):
     x = np.arange(4, dtype=np.float32)
     (got,) = extract(live, "double", (0,), {"x": x})
     assert np.array_equal(got, x * 2)
+
+
+def test_a_keras3_h5_keras_cannot_reload_computes_like_its_keras_archive():
+    """Keras 3.0.5 wrote ``x / 127.5 - 1`` into its .h5 as TrueDivide / Subtract entries Keras cannot load
+    back: named as the operations they are, the file computes what the same model's .keras does."""
+    folder = GENERATIONS / "keras_3.0.5"
+    image = np.random.default_rng(2).uniform(0, 255, (16, 16, 3)).astype(np.float32)
+    from_h5, from_archive = open_model(folder / "nested.h5"), open_model(folder / "nested.keras")
+    for layer, site in (("true_divide", (0,)), ("inner_seq/inner_bn", (0, 0)), ("add", (0,))):
+        (got,) = extract(from_h5, layer, site, {"image": image})
+        (expected,) = extract(from_archive, layer, site, {"image": image})
+        assert difference(got, expected) <= TOLERANCE, layer
