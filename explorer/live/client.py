@@ -21,7 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from explorer.live.protocol import Compute, ExportRequest, Failed, LoadModel, Shutdown, Status, WorkerState
+from explorer.live.protocol import (
+    Compute,
+    ExportRequest,
+    Failed,
+    LoadModel,
+    Shutdown,
+    Status,
+    UpgradeRequest,
+    WorkerState,
+)
 from explorer.model.graph import Target
 
 log = logging.getLogger(__name__)
@@ -141,6 +150,9 @@ class LiveTier:
 
     def export(self, targets: list[Target], path: str, fmt: str, inputs: dict[str, np.ndarray]) -> int:
         return self._send(ExportRequest(next(self._ids), tuple(targets), str(path), fmt, inputs))
+
+    def save_as_keras3(self, path: str, inputs: dict[str, np.ndarray]) -> int:
+        return self._send(UpgradeRequest(next(self._ids), str(path), inputs))
 
     def _send(self, message: Any) -> int:
         with self._lock:

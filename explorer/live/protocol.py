@@ -18,6 +18,9 @@ class WorkerState:
     BUSY = (LOADING, COMPUTING, EXPORTING)  # states the hang watchdog times
 
 
+KERAS3_FORMAT = "keras 3"  # ExportReport.format of Save as Keras 3 (the whole model, not an extractor)
+
+
 @dataclass(frozen=True)
 class ExportReport:
     path: str
@@ -51,6 +54,15 @@ class ExportRequest:
     targets: tuple[Target, ...]
     path: str
     format: str
+    inputs: dict[str, np.ndarray] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class UpgradeRequest:
+    """Save as Keras 3: the whole loaded model, verified on ``inputs``; answered with Exported."""
+
+    request: int
+    path: str
     inputs: dict[str, np.ndarray] = field(compare=False)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.live.protocol import ExportReport
+from explorer.live.protocol import KERAS3_FORMAT, ExportReport
 from explorer.runtime.errors import RuntimeFailure, UntrustedFile
 from explorer.runtime.guard import loading_guard
 from explorer.runtime.keras2 import TOLERANCE, check_outputs, fixed_inputs, is_keras2, load_both, outputs_of
@@ -22,7 +22,6 @@ from explorer.runtime.keras_graph import input_specs
 from explorer.runtime.loading import load_model
 from explorer.text import one_line
 
-FORMAT = "keras 3"
 VERIFY_TIMEOUT_S = 300.0
 # The fresh process: plain Keras, safe mode on; it reports whether anything of ours was imported.
 RELOAD = textwrap.dedent("""
@@ -66,9 +65,9 @@ def save_as_keras3(source: str | Path, graph: Any, out: str | Path, inputs: dict
         difference = check_outputs(expected, got, f"{out.name} reloaded by Keras")
     except RuntimeFailure as error:
         partial.unlink(missing_ok=True)
-        return ExportReport(str(out), FORMAT, (), float("inf"), False, f"{error}; nothing was written")
+        return ExportReport(str(out), KERAS3_FORMAT, (), float("inf"), False, f"{error}; nothing was written")
     partial.replace(out)
-    return ExportReport(str(out), FORMAT, (), difference, True,
+    return ExportReport(str(out), KERAS3_FORMAT, (), difference, True,
                         f"verified: Keras 3 loads it with safe mode on, outputs within {difference:.2g} of "
                         f"{'tf-keras' if is_keras2(graph) else 'Keras'} (tolerance {TOLERANCE:g})")
 

@@ -26,13 +26,15 @@ from explorer.live.protocol import (
     Shutdown,
     Status,
     Traced,
+    UpgradeRequest,
     WorkerState,
 )
 from explorer.runtime.errors import RuntimeFailure
 from explorer.runtime.export import export_extractor
 from explorer.runtime.extraction import extract
 from explorer.runtime.guard import private_home
-from explorer.runtime.loading import LiveModel, open_model
+from explorer.runtime.keras3_file import save_as_keras3
+from explorer.runtime.loading import LiveModel, open_model, read_file_graph
 
 
 def worker_main(connection: Connection) -> None:
@@ -97,6 +99,8 @@ class _Session:
                 self._compute(message)
             elif isinstance(message, ExportRequest):
                 self._export(message)
+            elif isinstance(message, UpgradeRequest):
+                self._save_as_keras3(message)
             else:
                 self.send(Failed(getattr(message, "request", 0), f"unknown request {type(message).__name__}"))
         except Exception as error:  # a model or layer failing must not end the worker
@@ -129,5 +133,11 @@ class _Session:
         self.send(Status(WorkerState.EXPORTING, message.path))
         report = export_extractor(self.live.graph, self.path, list(message.targets), message.path, message.format,
                                   message.inputs, self.trusted, self.custom_objects)
+        self.send(Exported(message.request, report))
+        self.send(Status(WorkerState.READY, self.live.model.name))
+
+    def _save_as_keras3(self, message: UpgradeRequest) -> None:
+        self.send(Status(WorkerState.EXPORTING, message.path))
+        report = save_as_keras3(self.path, read_file_graph(self.path), message.path, message.inputs, self.trusted)
         self.send(Exported(message.request, report))
         self.send(Status(WorkerState.READY, self.live.model.name))

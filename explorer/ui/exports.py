@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QWidget
 
-from explorer.live.protocol import Exported
+from explorer.live.protocol import KERAS3_FORMAT, Exported
 from explorer.runtime.export import KERAS, SAVEDMODEL, format_for
 from explorer.runtime.snippet import python_snippet
 from explorer.ui.activations.feature_export import save_output_png
@@ -64,8 +64,37 @@ class Exports(QObject):
         self.request = self.client.export(targets, path, fmt, session.input_arrays())
         return self.request
 
+    def save_as_keras3(self, path: str | None = None) -> int | None:
+        """Let the live tier write the whole model as a Keras 3 .keras file, verified on the current input."""
+        session = self.session
+        if session.path is None or session.graph is None:
+            session.fail("Open a model first")
+            return None
+        if session.refusal or session.refused:
+            session.fail(session.refusal or "The safety check found code in this file: trust it before saving it")
+            return None
+        if not session.inputs:
+            session.fail("Saving as Keras 3 is verified on the current input: open an image first")
+            return None
+        if path is None:
+            default = session.path.with_name(f"{session.path.name.split('.')[0]}_keras3.keras")
+            path, _ = QFileDialog.getSaveFileName(self.parent(), "Save as Keras 3", str(default), KERAS_FILTER)
+            if not path:
+                return None
+        if not path.endswith(".keras"):
+            path += ".keras"
+        session.message.emit(f"Saving {session.path.name} as Keras 3 ({Path(path).name}) and verifying it…")
+        self.request = self.client.save_as_keras3(path, session.input_arrays())
+        return self.request
+
     def _exported(self, exported: Exported) -> None:
         report = exported.report
+        if report.format == KERAS3_FORMAT:
+            if report.verified:
+                self.session.message.emit(f"Saved {Path(report.path).name} as Keras 3: {report.message}")
+            else:
+                self.session.fail(f"Save as Keras 3 failed: {report.message}")
+            return
         if report.verified:
             self.session.message.emit(f"Exported {Path(report.path).name} ({report.format}): {report.message}")
         else:

@@ -41,6 +41,9 @@ class LiveClient(QObject):
     def export(self, targets: list, path: str, fmt: str, inputs: dict[str, np.ndarray]) -> int:
         return self.tier.export(targets, path, fmt, inputs)
 
+    def save_as_keras3(self, path: str, inputs: dict[str, np.ndarray]) -> int:
+        return self.tier.save_as_keras3(path, inputs)
+
     def _dispatch(self, event: Any) -> None:
         """Runs on the tier's reader thread; Qt queues each signal to the receivers' (GUI) thread."""
         try:

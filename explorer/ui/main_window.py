@@ -108,7 +108,8 @@ class MainWindow(QMainWindow):
         return {
             "open": self.choose_model, "open_weights": self.choose_weights, "open_image": self.choose_image,
             "custom_objects": self.choose_custom_objects,
-            "export_extractor": exports.export_extractor, "copy_python": exports.copy_python,
+            "export_extractor": exports.export_extractor, "save_as_keras3": exports.save_as_keras3,
+            "copy_python": exports.copy_python,
             "export_activations_png": lambda: exports.export_activations("png"),
             "export_activations_npy": lambda: exports.export_activations("npy"),
             "export_svg": lambda: exports.export_graph(view, "svg"),

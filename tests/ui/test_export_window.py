@@ -257,3 +257,34 @@ def test_export_extractor_from_the_window(qtbot, demo, monkeypatch, tmp_path: Pa
     assert ("layer", "stem (call site [0])") in rows and ("layer", "shared_mixer (call site [0])") in rows, rows
     findings = demo.session.graph.findings
     assert not findings, f"an exported extractor must open without trust: {findings}"
+
+
+def test_a_keras2_file_computes_and_saves_as_keras3_from_the_window(qtbot, live_window, monkeypatch,
+                                                                     tmp_path: Path) -> None:
+    """The standard transfer-learning file tf-keras wrote: a layer deep inside the nested base is computed, then
+    File > Save as Keras 3 writes a verified Keras 3 file of the whole model."""
+    from explorer.model.files import load_graph
+    from tests.support.generations import GENERATIONS
+
+    window = live_window
+    source = GENERATIONS / "tf_keras_2.21" / "transfer.h5"
+    with qtbot.waitSignal(window.live.model_loaded, timeout=START_S * 1000), \
+            qtbot.waitSignal(window.graph_drawn, timeout=DRAW_MS,
+                             check_params_cb=lambda *_: window.session.path == source.resolve()):
+        window.open_model(source)
+    if window.session.image is None:
+        window.open_image(BRICK)
+    array = _show(qtbot, window, "mobilenetv2_0.35_96/block_3_expand_relu")
+    assert array.shape == (24, 24, 48)
+    out = tmp_path / "transfer3.keras"
+    asked = _answer_save_dialog(monkeypatch, out, KERAS_FILTER)
+    with qtbot.waitSignal(window.live.export_done, timeout=EXPORT_MS) as done:
+        window.actions_by_name["save_as_keras3"].trigger()
+    assert asked and asked[0][1].endswith("transfer_keras3.keras"), asked
+    report = done.args[0].report
+    assert report.verified, report.message
+    assert "tf-keras" in report.message and out.is_file()
+    qtbot.waitUntil(lambda: "as Keras 3" in window.statusBar().currentMessage(), timeout=5000)
+    graph = load_graph(out)
+    assert graph.keras_version.startswith("3.") and not graph.findings and not graph.problems
+    assert graph.totals == load_graph(source).totals
