@@ -1,10 +1,11 @@
-"""'Copy as Python': plain Keras code that rebuilds a feature extractor from the original file."""
+"""'Copy as Python': plain Keras code that rebuilds a feature extractor from the original file (tf-keras code
+for a file Keras 2 wrote, which Keras 3 cannot load)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from explorer.model.graph import Target
+from explorer.model.graph import LayerGraph, Target
 
 NESTED_NOTE = (
     "# Layers inside nested models: keras.Model(model.input, inner_layer.output) fails (\"not connected to\n"
@@ -13,10 +14,24 @@ NESTED_NOTE = (
 )
 
 
-def python_snippet(model_path: str | Path, targets: list[Target], nested_models: set[str] = frozenset()) -> str:
-    """Runnable code for ``targets``; ``nested_models`` are the layer paths that are models themselves."""
-    lines = ["import keras", "", f"model = keras.saving.load_model({str(Path(model_path).resolve())!r}, "
-             "compile=False)"]
+KERAS2_NOTE = (
+    "# A file Keras 2 wrote: tf-keras loads it. A nested model may have a node of its own before its calls in\n"
+    "# the enclosing model, so its calls are counted from the end of inbound_nodes."
+)
+
+
+def python_snippet(model_path: str | Path, targets: list[Target], graph: LayerGraph) -> str:
+    """Runnable code for ``targets`` of the model ``graph`` describes."""
+    from explorer.runtime.keras2 import is_keras2
+
+    keras2 = is_keras2(graph)
+    source = str(Path(model_path).resolve())
+    if keras2:
+        lines = ["import tf_keras as keras", "", f"model = keras.models.load_model({source!r}, compile=False)",
+                 KERAS2_NOTE]
+    else:
+        lines = ["import keras", "", f"model = keras.saving.load_model({source!r}, compile=False)"]
+    nested_models = set(graph.groups)
     # A loaded Sequential's .input is undefined ("never been called"); .inputs is its graph's input.
     lines.append("inputs = model.inputs[0] if isinstance(model, keras.Sequential) else model.input")
     if any("/" in t.layer or any(t.call_site) or t.layer in nested_models for t in targets):
@@ -24,7 +39,7 @@ def python_snippet(model_path: str | Path, targets: list[Target], nested_models:
     defined: dict[str, str] = {}  # layer path -> variable holding the layer object
     outputs = []
     for index, target in enumerate(targets):
-        lines += _target_lines(target, f"output_{index}", defined, nested_models)
+        lines += _target_lines(target, f"output_{index}", defined, graph, keras2)
         outputs.append((target.output_name, f"output_{index}"))
     if len(outputs) == 1:
         lines.append(f"extractor = keras.Model(inputs, {outputs[0][1]})")
@@ -35,7 +50,8 @@ def python_snippet(model_path: str | Path, targets: list[Target], nested_models:
     return "\n".join(lines) + "\n"
 
 
-def _target_lines(target: Target, output: str, defined: dict[str, str], nested_models: set[str]) -> list[str]:
+def _target_lines(target: Target, output: str, defined: dict[str, str], graph: LayerGraph,
+                  keras2: bool) -> list[str]:
     """Walk from the model down to the layer, then apply each nested model on the way back up."""
     parts = target.layer.split("/")
     calls = target.call_site or (0,) * len(parts)
@@ -44,18 +60,31 @@ def _target_lines(target: Target, output: str, defined: dict[str, str], nested_m
         path = "/".join(parts[: depth + 1])
         if path not in defined:
             defined[path] = _identifier(parts[depth], set(defined.values()))
-            lines.append(f"{defined[path]} = {parent}.get_layer({parts[depth]!r})")
+            lines.append(f"{defined[path]} = {parent}.get_layer({graph.node(path).name!r})")
         parent = defined[path]
         variables.append(parent)
+
+    def node(depth: int, side: str) -> str:
+        """The inputs or outputs of the layer's call ``calls[depth]`` in the model enclosing it."""
+        layer, call = variables[depth], calls[depth]
+        if not keras2:
+            return f"{layer}._inbound_nodes[{call}].{side}_tensors" + ("[0]" if side == "output" else "")
+        if "/".join(parts[: depth + 1]) in graph.groups:
+            calls_in_graph = graph.node("/".join(parts[: depth + 1])).calls
+            index = f"len({layer}.inbound_nodes) - {calls_in_graph - call}"
+        else:
+            index = str(call)
+        return f"{layer}.get_{side}_at({index})"
+
     layer = variables[-1]
-    if calls[-1] == 0 and target.layer not in nested_models:
+    if calls[-1] == 0 and target.layer not in graph.groups:
         tensor = f"{layer}.output"
     else:  # a nested model's .output is its own inner tensor; its call in the outer graph is a node
-        tensor = f"{layer}._inbound_nodes[{calls[-1]}].output_tensors[0]"
+        tensor = node(len(parts) - 1, "output")
     for depth in range(len(parts) - 2, -1, -1):  # re-apply each enclosing nested model, innermost first
         nested = variables[depth]
         # .inputs, not .input: a nested Sequential's .input is the tensor it was called on outside
-        tensor = f"keras.Model({nested}.inputs, {tensor})({nested}._inbound_nodes[{calls[depth]}].input_tensors)"
+        tensor = f"keras.Model({nested}.inputs, {tensor})({node(depth, 'input')})"
     lines.append(f"{output} = {tensor}")
     return lines
 

@@ -110,7 +110,7 @@ class Exports(QObject):
         if not targets or session.path is None or session.graph is None:
             session.fail("Select one or more layers first")
             return None
-        code = python_snippet(session.path, targets, set(session.graph.groups))
+        code = python_snippet(session.path, targets, session.graph)
         QGuiApplication.clipboard().setText(code)
         session.message.emit(f"Python for {len(targets)} layer(s) copied to the clipboard")
         return code

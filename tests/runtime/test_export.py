@@ -405,8 +405,7 @@ def test_python_snippet_computes_the_exported_features(store: Store, key: str) -
 
     exported = store.export(key)
     case = exported.case
-    groups = {n.path for n in case.graph.nodes if n.is_group}
-    code = python_snippet(case.path, exported.targets, groups)
+    code = python_snippet(case.path, exported.targets, case.graph)
     assert repr(str(case.path.resolve())) in code
     namespace: dict[str, Any] = {"images": case.feed()}
     exec(compile(code, f"<snippet {key}>", "exec"), namespace)

@@ -225,3 +225,30 @@ def test_a_keras3_h5_keras_cannot_reload_computes_like_its_keras_archive():
         (got,) = extract(from_h5, layer, site, {"image": image})
         (expected,) = extract(from_archive, layer, site, {"image": image})
         assert difference(got, expected) <= TOLERANCE, layer
+
+
+@pytest.mark.parametrize("name", KERAS2_FILES)
+def test_copy_as_python_for_a_keras2_file_is_tf_keras_code_that_computes_the_same(name, image, reference,
+                                                                                   tmp_path):
+    """The snippet runs in a fresh process with tf-keras alone and gives what tf-keras computes."""
+    from explorer.model.graph import Target
+    from explorer.runtime.snippet import python_snippet
+
+    graph = load_graph(GENERATIONS / name)
+    if name.endswith(".json"):
+        pytest.skip("an architecture JSON is loaded with model_from_json, not load_model")
+    op = next(node.path for node in graph.nodes if node.path.startswith("tf.math.subtract"))
+    targets = [Target(op if layer == "tf.math.subtract" else layer, site) for layer, site in TARGETS]
+    code = python_snippet(GENERATIONS / name, targets, graph)
+    assert code.startswith("import tf_keras as keras")
+    run = "import sys\nimport numpy as np\nimages = np.load(sys.argv[1])\n" + code + textwrap.dedent("""
+        np.savez(sys.argv[2], *[np.asarray(features[key])[0] for key in OUTPUTS])
+    """).replace("OUTPUTS", repr([t.output_name for t in targets]))
+    folder = tmp_path
+    np.save(folder / "image.npy", image)
+    done = subprocess.run([sys.executable, "-c", run, str(folder / "image.npy"), str(folder / "out.npz")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(folder / "out.npz") as got:
+        for index, expected in enumerate(reference[name]):
+            assert difference(got[f"arr_{index}"], expected) <= TOLERANCE, targets[index]
