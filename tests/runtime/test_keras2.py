@@ -252,3 +252,40 @@ def test_copy_as_python_for_a_keras2_file_is_tf_keras_code_that_computes_the_sam
     with np.load(folder / "out.npz") as got:
         for index, expected in enumerate(reference[name]):
             assert difference(got[f"arr_{index}"], expected) <= TOLERANCE, targets[index]
+
+
+def test_features_over_a_folder_of_a_keras2_file_equal_tf_keras(tmp_path, capsys):
+    """``keras-explorer features`` on the tf-keras transfer file: a layer inside the nested base for each image,
+    against tf-keras on the very arrays the command fed (prepared by the same code)."""
+    from explorer.cli import main
+    from explorer.inputs.images import Preprocessing, load_image
+    from explorer.inputs.sources import IMAGE, InputSource, prepare_input
+    from explorer.model.graph import InputSpec
+    from tests.support.processes import image_folder
+
+    source = GENERATIONS / "tf_keras_2.21" / "transfer.h5"
+    images = image_folder(tmp_path)
+    out = tmp_path / "features.npz"
+    assert main(["features", str(source), "--layer", "mobilenetv2_0.35_96/block_6_project_BN", "--images",
+                 str(images), "--preprocess", "none", "-o", str(out)]) == 0
+    with np.load(out) as saved:
+        features, files = saved["features"], [Path(f).name for f in saved["files"]]
+    assert files == ["brick.png", "grass.png"]  # the truncated one is listed and skipped
+    spec = InputSpec("image", (96, 96, 3), "float32")
+    batch = np.stack([prepare_input(spec, InputSource(IMAGE), load_image(images / name), Preprocessing("none"),
+                                    for_display=False).array for name in files])
+    np.save(tmp_path / "batch.npy", batch)
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import tf_keras
+        model = tf_keras.models.load_model(sys.argv[1], compile=False)
+        base = model.get_layer("mobilenetv2_0.35_96")
+        before = tf_keras.Model(model.input, base.get_input_at(len(base.inbound_nodes) - 1))
+        cut = tf_keras.Model(base.input, base.get_layer("block_6_project_BN").output)
+        np.save(sys.argv[3], np.asarray(cut(before(np.load(sys.argv[2])))))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(source), str(tmp_path / "batch.npy"),
+                           str(tmp_path / "expected.npy")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert difference(features, np.load(tmp_path / "expected.npy")) <= TOLERANCE
