@@ -23,7 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layer", action="append", required=True, help="layer path; repeatable")
     parser.add_argument("--call", type=int, action="append",
                         help="0-based call site: once for all layers, or once per --layer")
-    parser.add_argument("-o", "--output", required=True, help="OUT.keras, or a folder for a SavedModel")
+    parser.add_argument("-o", "--output", required=True,
+                        help="OUT.keras, OUT.h5 (a tf-keras legacy file, for a file Keras 2 wrote), or a folder for "
+                             "a SavedModel")
     parser.add_argument("--format", choices=FORMATS, help="default: from the output name")
     add_trust_options(parser)
 

@@ -22,11 +22,13 @@ from explorer.model.graph import Target
 from explorer.runtime.custom_code import run_custom_code
 from explorer.runtime.errors import RuntimeFailure
 from explorer.runtime.extraction import build_flat_extractor, run_extractor
+from explorer.runtime.guard import loading_guard
+from explorer.runtime.keras2 import is_keras2, keras2_extractor, load_keras2
 from explorer.runtime.keras_graph import input_specs
-from explorer.runtime.loading import load_model
+from explorer.runtime.loading import load_model, read_file_graph
 
-KERAS, SAVEDMODEL = "keras", "savedmodel"
-FORMATS = (KERAS, SAVEDMODEL)
+KERAS, SAVEDMODEL, H5 = "keras", "savedmodel", "h5"
+FORMATS = (KERAS, SAVEDMODEL, H5)  # h5: a tf-keras legacy file, for files Keras 2 wrote
 TOLERANCE = 1e-6
 METADATA_KEY = EXPORT_METADATA_KEY
 SAVEDMODEL_METADATA = "keras_explorer_export.json"
@@ -35,7 +37,7 @@ VERIFY_TIMEOUT_S = 300.0
 
 def format_for(path: str | Path) -> str:
     """The export format an output name asks for: ``.keras`` files, else a SavedModel folder."""
-    return KERAS if str(path).endswith(".keras") else SAVEDMODEL
+    return KERAS if str(path).endswith(".keras") else H5 if str(path).endswith(".h5") else SAVEDMODEL
 
 
 def build_multi_extractor(model: Any, targets: list[Target]) -> Any:
@@ -73,6 +75,8 @@ def export_extractor(model: Any, source: str | Path, targets: list[Target], out_
     if not targets:
         raise RuntimeFailure("choose at least one layer to export")
     out = Path(out_path)
+    if fmt == H5:
+        return _export_keras2_h5(source, targets, out, inputs, trust)
     extractor = build_multi_extractor(model, targets)
     names = [t.output_name for t in targets]
     expected = _in_order(extractor, run_extractor(extractor, inputs, _specs(extractor)), names)
@@ -91,6 +95,30 @@ def export_extractor(model: Any, source: str | Path, targets: list[Target], out_
         # rounding (~2e-6 on the demo), so compare with the original model run as a graph too.
         expected = _graph_mode_outputs(extractor, inputs, names)
     return _verify(out, fmt, inputs, expected, names, trust, custom_objects)
+
+
+def _export_keras2_h5(source: str | Path, targets: list[Target], out: Path, inputs: dict[str, np.ndarray],
+                      trust: bool) -> ExportReport:
+    """The extractor as tf-keras builds it from the original file, saved as a legacy .h5, verified by tf-keras."""
+    graph = read_file_graph(source)
+    if not is_keras2(graph):
+        raise RuntimeFailure("an .h5 export is a tf-keras legacy file: for files Keras 2 wrote (else .keras)")
+    if out.suffix != ".h5":
+        raise RuntimeFailure(f"{out.name}: a tf-keras legacy export must end in .h5")
+    with loading_guard(allow_code=trust):
+        original = load_keras2(source, graph, trust)
+    extractor = keras2_extractor(original, graph, targets)
+    names = [t.output_name for t in targets]
+    expected = _keras2_run(extractor, list(inputs.values()), names)
+    extractor.save(str(out))
+    return _verify(out, H5, inputs, expected, names, trust)
+
+
+def _keras2_run(model: Any, arrays: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
+    batch = [np.asarray(a, np.float32)[None] for a in arrays]
+    result = model(batch if len(batch) > 1 else batch[0], training=False)
+    values = [result[name] for name in names] if isinstance(result, dict) else [result]
+    return [np.asarray(value)[0] for value in values]
 
 
 def _add_metadata(path: Path, info: dict[str, Any]) -> None:
@@ -160,6 +188,12 @@ def reload_and_run(path: str, fmt: str, inputs: dict[str, np.ndarray], names: li
     """Runs in a fresh process: load what was written and compute its outputs, in ``names`` order.
     ``custom_objects`` runs there first (behind the same trust), as it did where the source was opened."""
     try:
+        if fmt == H5:
+            import tf_keras
+
+            with loading_guard(allow_code=trust):
+                reloaded = tf_keras.models.load_model(path, compile=False)
+            return _keras2_run(reloaded, list(inputs.values()), names)
         if fmt == KERAS:
             code = run_custom_code(custom_objects, trust) if custom_objects else None
             reloaded = load_model(path, trust=trust, custom_objects=code and code.objects)

@@ -92,3 +92,39 @@ def check_outputs(expected: list[np.ndarray], got: list[np.ndarray], what: str) 
     if difference > TOLERANCE:
         raise RuntimeFailure(f"{what} computes other numbers than tf-keras (difference {difference:.3g})")
     return difference
+
+
+def keras2_extractor(model: Any, graph: Any, targets: list[Any]) -> Any:
+    """A tf-keras model from ``model``'s inputs to the targets' outputs (a dict named after them for several),
+    nested layers cut the way Copy as Python does it (explorer.runtime.snippet)."""
+    import tf_keras
+
+    outputs = {target.output_name: _keras2_output(model, graph, target) for target in targets}
+    result = next(iter(outputs.values())) if len(outputs) == 1 else outputs
+    return tf_keras.Model(model.inputs, result, name=f"{graph.name}_features")
+
+
+def _keras2_output(model: Any, graph: Any, target: Any) -> Any:
+    import tf_keras
+
+    parts = target.layer.split("/")
+    calls = target.call_site or (0,) * len(parts)
+    layers, parent = [], model
+    for depth in range(len(parts)):
+        parent = parent.get_layer(graph.node("/".join(parts[: depth + 1])).name)
+        layers.append(parent)
+
+    def index(depth: int) -> int:
+        """A nested model may have a node of its own before its calls: count those from the end."""
+        path = "/".join(parts[: depth + 1])
+        if path in graph.groups:
+            return len(layers[depth].inbound_nodes) - (graph.node(path).calls - calls[depth])
+        return calls[depth]
+
+    if calls[-1] == 0 and target.layer not in graph.groups:
+        tensor = layers[-1].output
+    else:
+        tensor = layers[-1].get_output_at(index(len(parts) - 1))
+    for depth in range(len(parts) - 2, -1, -1):  # re-apply each enclosing nested model, innermost first
+        tensor = tf_keras.Model(layers[depth].inputs, tensor)(layers[depth].get_input_at(index(depth)))
+    return tensor

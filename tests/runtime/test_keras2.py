@@ -289,3 +289,43 @@ def test_features_over_a_folder_of_a_keras2_file_equal_tf_keras(tmp_path, capsys
                            str(tmp_path / "expected.npy")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert difference(features, np.load(tmp_path / "expected.npy")) <= TOLERANCE
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_an_extractor_exported_from_a_keras2_file_is_verified(suffix, image, reference, tmp_path, capsys):
+    """By default a Keras 3 file; ``.h5`` keeps a tf-keras legacy file, for people who stay on Keras 2. Either
+    way it is reloaded in a fresh process and computes what tf-keras computes."""
+    from explorer.cli import main
+
+    name = "tf_keras_2.21/nested.h5"
+    out = tmp_path / f"extractor{suffix}"
+    np.save(tmp_path / "image.npy", image)
+    assert main(["export", str(GENERATIONS / name), "--layer", "inner_seq/inner_bn", "--layer", "shared_dense",
+                 "--call", "0", "--call", "1", "-o", str(out)]) == 0, capsys.readouterr().err
+    assert "verified" in capsys.readouterr().out
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        if sys.argv[1].endswith(".h5"):
+            import tf_keras as keras
+            model = keras.models.load_model(sys.argv[1], compile=False)
+        else:
+            import keras
+            model = keras.saving.load_model(sys.argv[1], compile=False, safe_mode=True)
+        result = model(np.load(sys.argv[2]), training=False)
+        np.savez(sys.argv[3], *[np.asarray(result[key])[0] for key in sorted(result)])
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(out), str(tmp_path / "image.npy"),
+                           str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(tmp_path / "out.npz") as got:  # sorted: inner_seq__inner_bn, shared_dense__call1
+        assert difference(got["arr_0"], reference[name][0]) <= TOLERANCE
+        assert difference(got["arr_1"], reference[name][2]) <= TOLERANCE
+
+
+def test_an_h5_export_is_for_files_keras2_wrote(tmp_path, capsys):
+    from explorer.cli import main
+
+    out = tmp_path / "x.h5"
+    assert main(["export", str(GENERATIONS / "keras_3.0.5" / "nested.keras"), "--layer", "pre", "-o", str(out)]) == 1
+    assert "for files Keras 2 wrote" in capsys.readouterr().err and not out.exists()
