@@ -35,6 +35,9 @@ COMMANDS = (
             _PIXMAP.SP_FileDialogDetailedView),
     Command("custom_objects", "Load Custom &Objects…",
             tip="Run the Python file that defines a subclassed model's classes (needs trust)"),
+    Command("build_from_code", "&Build Model from Code…",
+            tip="Build the model with a constructor call in its Python file and load this file's weights into it "
+                "(for classes Keras cannot rebuild, and weights-only files; needs trust)"),
     Command("export_extractor", "Export &Feature Extractor…", "Ctrl+Shift+S",
             "Save the selected layers as a verified .keras or SavedModel feature extractor"),
     Command("save_as_keras3", "Save as &Keras 3…", tip="Write the whole model as a Keras 3 .keras file (Keras 2 "
@@ -58,8 +61,8 @@ COMMANDS = (
     Command("open_log_folder", "Open &Log Folder", tip="The folder of the log file to attach to a bug report"),
     Command("about", "&About Keras Explorer", tip="Versions of Keras Explorer, Keras, TensorFlow and Qt"),
 )
-FILE_MENU = ("open", "open_weights", "open_image", "custom_objects", "|recent", "-", "export_extractor",
-             "save_as_keras3", "copy_python", "export_svg", "export_png", "export_activations_png",
+FILE_MENU = ("open", "open_weights", "open_image", "custom_objects", "build_from_code", "|recent", "-",
+             "export_extractor", "save_as_keras3", "copy_python", "export_svg", "export_png", "export_activations_png",
              "export_activations_npy", "-", "quit")
 VIEW_MENU = ("find", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all")
 SETTINGS_MENU = ("cache_budget",)

@@ -32,8 +32,9 @@ class LiveClient(QObject):
     def stop(self) -> None:
         self.tier.stop()
 
-    def load(self, path: str, trusted: bool = False, custom_objects: str | None = None) -> int:
-        return self.tier.load(path, trusted, custom_objects)
+    def load(self, path: str, trusted: bool = False, custom_objects: str | None = None,
+             build: str | None = None) -> int:
+        return self.tier.load(path, trusted, custom_objects, build)
 
     def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:
         return self.tier.compute(layer, call_site, inputs)

@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
         session, view, exports = self.session, self.graph_view, self.exports
         return {
             "open": self.choose_model, "open_weights": self.choose_weights, "open_image": self.choose_image,
-            "custom_objects": self.choose_custom_objects,
+            "custom_objects": self.choose_custom_objects, "build_from_code": self.choose_build_from_code,
             "export_extractor": exports.export_extractor, "save_as_keras3": exports.save_as_keras3,
             "copy_python": exports.copy_python,
             "export_activations_png": lambda: exports.export_activations("png"),
@@ -197,6 +197,23 @@ class MainWindow(QMainWindow):
                                               str(session.path.parent), "Python (*.py)")
         if path and (session.trusted or self.ask_trust(extra=f"the Python file {path}", load=False)):
             session.set_custom_objects(path)
+
+    def choose_build_from_code(self, path: str | None = None, call: str | None = None) -> None:
+        """For a model Keras cannot rebuild from its file (or a weights-only file): the Python file with its class
+        and the constructor call; the live tier builds it (needs trust) and loads the file's weights into it."""
+        session = self.session
+        if session.graph is None or session.path is None:
+            return
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Python file defining the model's class",
+                                                  str(session.path.parent), "Python (*.py)")
+        if path and call is None:
+            call, accepted = QInputDialog.getText(self, "Build model from code",
+                                                  "Constructor call in that file, e.g. Net(pretrained=False):")
+            call = call.strip() if accepted else ""
+        if path and call and (session.trusted or self.ask_trust(extra=f"the Python file {path} and {call}",
+                                                                 load=False)):
+            session.set_custom_objects(path, call)
 
     # -- settings, help
     def choose_cache_budget(self) -> None:

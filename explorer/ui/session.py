@@ -49,6 +49,7 @@ class Session(QObject):
         self.call_site: tuple[int, ...] | None = None
         self.chosen: tuple[str, ...] = ()
         self.custom_objects: str | None = None
+        self.build: str | None = None  # a constructor call in custom_objects the live tier builds the model with
         self.image: LoadedImage | None = None
         self.inputs: dict[str, PreparedInput] = {}
         self.inputs_version = 0
@@ -74,7 +75,7 @@ class Session(QObject):
     def set_file(self, path: Path, graph: LayerGraph) -> None:
         self.path, self.graph = path.resolve(), graph
         self.expanded, self.layer, self.call_site, self.chosen = frozenset(), None, None, ()
-        self.custom_objects = None
+        self.custom_objects = self.build = None
         self._live_pending = True  # the worker loads the model once the graph is drawn, not competing with it
         self.settings.add_recent(str(self.path))
         log.info("opened %s (%d layers, %d findings)", self.path, len(graph.nodes), len(graph.findings))
@@ -191,9 +192,10 @@ class Session(QObject):
         if load:
             self.live_load_requested.emit()
 
-    def set_custom_objects(self, path: str) -> None:
-        """The Python file defining this model's classes (run in the live tier: the caller has asked for trust)."""
-        self.custom_objects = path
+    def set_custom_objects(self, path: str, build: str | None = None) -> None:
+        """The Python file defining this model's classes (run in the live tier: the caller has asked for trust);
+        ``build``: a constructor call in it that builds the model, the file's weights then loaded into it."""
+        self.custom_objects, self.build = path, build
         self._live_pending = False
         self.live_load_requested.emit()
 

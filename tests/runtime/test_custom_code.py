@@ -288,3 +288,37 @@ def test_cli_build_from_code(saved, cli_runs):
     _assert_close(np.load(folder / "built.npy"), np.asarray(item.model.dense(item.batch))[0], "CLI built dense")
     alone = runs["build_alone"]
     assert alone.returncode == 1 and "--build needs --custom-objects" in alone.stderr, alone.stderr[-2000:]
+
+
+def test_window_builds_a_model_keras_cannot_rebuild_from_code(qtbot, saved, tmp_path, monkeypatch):
+    """File > Build Model from Code…: the Python file, the constructor call, trust; the live tier builds the model,
+    loads the file's weights into it, traces it, and a layer computes what the original model computed."""
+    import keras
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    from explorer.ui.main_window import MainWindow
+
+    item = saved["rigid"]
+    window = MainWindow(QSettings(str(tmp_path / "explorer.ini"), QSettings.Format.IniFormat), start_live=True)
+    qtbot.addWidget(window)
+    try:
+        window.show()
+        qtbot.waitExposed(window)
+        with qtbot.waitSignal(window.graph_drawn, timeout=20_000):
+            window.open_model(item.path)
+        monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *_a, **_k: (str(DEFS), "")))
+        monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *_a, **_k: ("Rigid(units=3)", True)))
+        monkeypatch.setattr(QMessageBox, "exec", lambda _box: QMessageBox.StandardButton.Yes)
+        with qtbot.waitSignal(window.live.traced, timeout=120_000):
+            window.actions_by_name["build_from_code"].trigger()
+        assert window.session.build == "Rigid(units=3)"
+        qtbot.waitUntil(lambda: "dense" in window.graph_view.items_by_path and bool(window.session.inputs),
+                        timeout=30_000)
+        with qtbot.waitSignal(window.activations.shown, timeout=60_000, check_params_cb=lambda p: p == "dense"):
+            window.session.select("dense")
+        fed = next(iter(window.session.inputs.values())).array[None].astype(np.float32)
+        expected = np.asarray(item.model.dense(keras.ops.convert_to_tensor(fed)))[0]
+        assert np.allclose(window.activations.outputs[0], expected, atol=1e-5)
+    finally:
+        window.close()

@@ -116,9 +116,10 @@ class ActivationsPanel(QWidget):
         session = self.session
         if session.path is None:
             return
-        if session.graph is not None and session.graph.kind == WEIGHTS_KIND:
-            self.view.show_message("A weights-only file has no architecture to compute with: open the model, or "
-                                   "its architecture JSON with these weights beside it.")
+        if session.graph is not None and session.graph.kind == WEIGHTS_KIND and not session.build:
+            self.view.show_message("A weights-only file has no architecture to compute with: open the model, its "
+                                   "architecture JSON with these weights beside it, or build it from code (File > "
+                                   "Build Model from Code…).")
             return
         if session.refusal:
             self.view.show_message(f"{session.refusal}. The structure is drawn; nothing can be computed on it.")
@@ -130,7 +131,8 @@ class ActivationsPanel(QWidget):
             return
         if session.layer is None:
             self.view.show_message("Click a layer to see what it computes on the input image.")
-        self._load_request = self.client.load(str(session.path), session.runs_code, session.custom_objects)
+        self._load_request = self.client.load(str(session.path), session.runs_code, session.custom_objects,
+                                              session.build)
         self._request()
 
     def restyle(self) -> None:
