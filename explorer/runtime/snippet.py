@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from explorer.model.graph import LayerGraph, Target
+from explorer.model.model_file import JSON_FORMAT
 
 NESTED_NOTE = (
     "# Layers inside nested models: keras.Model(model.input, inner_layer.output) fails (\"not connected to\n"
@@ -26,11 +27,20 @@ def python_snippet(model_path: str | Path, targets: list[Target], graph: LayerGr
 
     keras2 = is_keras2(graph)
     source = str(Path(model_path).resolve())
-    if keras2:
-        lines = ["import tf_keras as keras", "", f"model = keras.models.load_model({source!r}, compile=False)",
-                 KERAS2_NOTE]
+    lines = ["import tf_keras as keras" if keras2 else "import keras", ""]
+    if (graph.file_format or "").startswith(JSON_FORMAT):  # the architecture, and the weights it was opened with
+        from explorer.model.readers.json_arch import weights_beside
+
+        lines.append(f"model = keras.models.model_from_json(open({source!r}).read())")
+        weights = weights_beside(Path(source))
+        if weights is not None:
+            lines.append(f"model.load_weights({str(weights)!r})")
+    elif keras2:
+        lines.append(f"model = keras.models.load_model({source!r}, compile=False)")
     else:
-        lines = ["import keras", "", f"model = keras.saving.load_model({source!r}, compile=False)"]
+        lines.append(f"model = keras.saving.load_model({source!r}, compile=False)")
+    if keras2:
+        lines.append(KERAS2_NOTE)
     nested_models = set(graph.groups)
     # A loaded Sequential's .input is undefined ("never been called"); .inputs is its graph's input.
     lines.append("inputs = model.inputs[0] if isinstance(model, keras.Sequential) else model.input")

@@ -235,8 +235,6 @@ def test_copy_as_python_for_a_keras2_file_is_tf_keras_code_that_computes_the_sam
     from explorer.runtime.snippet import python_snippet
 
     graph = load_graph(GENERATIONS / name)
-    if name.endswith(".json"):
-        pytest.skip("an architecture JSON is loaded with model_from_json, not load_model")
     op = next(node.path for node in graph.nodes if node.path.startswith("tf.math.subtract"))
     targets = [Target(op if layer == "tf.math.subtract" else layer, site) for layer, site in TARGETS]
     code = python_snippet(GENERATIONS / name, targets, graph)
