@@ -94,7 +94,7 @@ EFFB7_LAYERS = (  # 600x600 input: four at 300x300 first, then down the network 
 CACHED_SWITCHES = 6
 GRID_REPETITIONS = 5
 GRID_SHAPE = (7, 7, 2048)  # ResNet50's conv5_block3_out
-TARGETS = {"activation_ratio": 1.3, "cached_switch_s": 0.05, "grid_2048_channels_draw_s": 0.3,
+TARGETS = {"activation_ratio": 1.15, "cached_switch_s": 0.05, "grid_2048_channels_draw_s": 0.3,
            "effb7_10_layers_peak_gb": 2.5}
 FEATURE_IMAGES = 1000  # 224x224 JPEGs, made once in the cache folder
 FEATURES_LAYER = "conv4_block6_out"  # (14, 14, 1024) float32: 800 KB per image, 800 MB for the folder
