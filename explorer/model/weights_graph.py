@@ -20,9 +20,10 @@ WEIGHTS_KIND = "weights"
 
 def graph_of_weights(tree: WeightTree, name: str, keras_version: str | None, source: str,
                      findings: tuple[Finding, ...] = ()) -> LayerGraph:
-    # Named layers (Keras 2, Keras >= 3.6) by their names; unnamed Keras 3 groups by their place in the file.
+    # Named layers (Keras 2, Keras >= 3.6) by their names; unnamed Keras 3 groups, and a subclassed model's
+    # attributes (blocks/dense), by their place in the file.
     stored = dict(tree.by_layer) or {
-        tuple(attribute.split("/")[1::2]) if attribute.startswith("layers/") else (attribute,): raw
+        tuple(attribute.split("/")[1::2] if attribute.startswith("layers/") else attribute.split("/")): raw
         for attribute, (_name, raw) in tree.by_attribute.items()}
     paths: dict[str, list[str]] = {}  # path -> children, parents first
     for key in sorted(stored):

@@ -322,3 +322,15 @@ def test_window_builds_a_model_keras_cannot_rebuild_from_code(qtbot, saved, tmp_
         assert np.allclose(window.activations.outputs[0], expected, atol=1e-5)
     finally:
         window.close()
+
+
+def test_a_subclassed_models_weights_file_opens_as_its_attributes(saved, tmp_path):
+    """save_weights of a subclassed model stores its variables under attribute names (dense/vars, head/vars):
+    the weights view shows them with the model's exact totals."""
+    item = saved["rigid"]
+    path = tmp_path / "rigid.weights.h5"
+    item.model.save_weights(path)
+    graph = load_graph(path)
+    assert graph.kind == "weights" and not graph.findings and not graph.problems
+    assert {node.path for node in graph.nodes} == {"dense", "head"}
+    assert graph.totals[0] == item.model.count_params()

@@ -106,10 +106,11 @@ def _text(value: Any) -> str:
 
 def read_saved_weights(h5: h5py.File) -> WeightTree | None:
     """``save_weights`` output in either layout: Keras 2 (``layer_names`` on the root) or Keras 3
-    (``layers/<group>/vars``); None when the file holds neither."""
+    (``layers/<group>/vars``; a subclassed model's ``<attribute>/vars``); None when the file holds neither."""
     if "layer_names" in h5.attrs:
         return read_legacy_weights(h5)
-    if isinstance(h5.get("layers"), h5py.Group):
+    if isinstance(h5.get("layers"), h5py.Group) or "vars" in h5 \
+            or any(isinstance(group, h5py.Group) and "vars" in group for group in h5.values()):
         return read_weight_tree(h5)
     return None
 
