@@ -6,6 +6,7 @@ compared with the original model's; a file that fails is removed, never left loo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import multiprocessing
@@ -23,7 +24,7 @@ from explorer.runtime.custom_code import run_custom_code
 from explorer.runtime.errors import RuntimeFailure
 from explorer.runtime.extraction import build_flat_extractor, run_extractor
 from explorer.runtime.guard import loading_guard
-from explorer.runtime.keras2 import is_keras2, keras2_extractor, load_keras2
+from explorer.runtime.keras2 import check_outputs, is_keras2, keras2_extractor, load_keras2
 from explorer.runtime.keras_graph import input_specs
 from explorer.runtime.loading import load_model, read_file_graph
 
@@ -80,6 +81,7 @@ def export_extractor(model: Any, source: str | Path, targets: list[Target], out_
     extractor = build_multi_extractor(model, targets)
     names = [t.output_name for t in targets]
     expected = _in_order(extractor, run_extractor(extractor, inputs, _specs(extractor)), names)
+    agreement = _agrees_with_tf_keras(source, targets, inputs, expected, names, trust)
     info = provenance(source, targets)
     if fmt == KERAS:
         if out.suffix != ".keras":
@@ -94,7 +96,22 @@ def export_extractor(model: Any, source: str | Path, targets: list[Target], out_
         # A SavedModel runs as a graph; graph and eager execution of the same model differ by float32
         # rounding (~2e-6 on the demo), so compare with the original model run as a graph too.
         expected = _graph_mode_outputs(extractor, inputs, names)
-    return _verify(out, fmt, inputs, expected, names, trust, custom_objects)
+    report = _verify(out, fmt, inputs, expected, names, trust, custom_objects)
+    return dataclasses.replace(report, message=f"{report.message}{agreement}") if report.verified else report
+
+
+def _agrees_with_tf_keras(source: str | Path, targets: list[Target], inputs: dict[str, np.ndarray],
+                          expected: list[np.ndarray], names: list[str], trust: bool) -> str:
+    """For a file Keras 2 wrote: the Keras 3 extractor's outputs against the extractor tf-keras builds from the
+    original file, on the same input (RuntimeFailure when they differ); the words for the report."""
+    graph = read_file_graph(source)
+    if not is_keras2(graph):
+        return ""
+    with loading_guard(allow_code=trust):
+        original = load_keras2(source, graph, trust)
+    reference = _keras2_run(keras2_extractor(original, graph, targets), list(inputs.values()), names)
+    difference = check_outputs(reference, expected, "the exported extractor")
+    return f"; equal to tf-keras on the original file within {difference:.2g}"
 
 
 def _export_keras2_h5(source: str | Path, targets: list[Target], out: Path, inputs: dict[str, np.ndarray],
