@@ -199,6 +199,7 @@ _FAMILIES: tuple[tuple[str, str, str], ...] = (
 )
 # Layers that leave pixel values alone at inference, so a Rescaling behind them still comes "first".
 _VALUE_NEUTRAL = {"InputLayer", "Resizing", "CenterCrop"}
+_SCALING_FUNCTIONS = {"math.truediv", "math.divide", "__operators__.truediv", "math.multiply"}
 
 
 def suggest_preprocessing(
@@ -210,6 +211,11 @@ def suggest_preprocessing(
     the config of the first layer after the inputs, only used to word the reason.
     """
     first = next((c for c in class_names_in_order if c not in _VALUE_NEUTRAL and not c.startswith("Random")), None)
+    function = (first_layer_config or {}).get("function")
+    if first == "TrueDivide" or (first == "TFOpLambda" and function in _SCALING_FUNCTIONS):
+        # preprocess_input inside the model (x / 127.5 - 1 as TensorFlow ops or keras.ops): it takes raw pixels.
+        shown = f"tf.{function}" if first == "TFOpLambda" else "a division"
+        return Preprocessing("none", reason=f"The model scales its input itself ({shown})")
     if first in ("Rescaling", "Normalization"):
         config = first_layer_config or {}
         values = [(key, config.get(key)) for key in ("scale", "offset")]

@@ -46,7 +46,8 @@ def file_input_specs(graph: LayerGraph) -> list[InputSpec]:
 def suggested_preprocessing(graph: LayerGraph) -> Preprocessing:
     """The preset proposed for this model: from a leading Rescaling/Normalization layer or its name."""
     classes = [n.class_name for n in graph.nodes if not n.is_group]
-    first = next((n.config for n in graph.nodes if n.class_name in ("Rescaling", "Normalization")), None)
+    first = next((n.config for n in graph.nodes if n.class_name in ("Rescaling", "Normalization", "TFOpLambda",
+                                                                     "TrueDivide")), None)
     return suggest_preprocessing(classes, graph.name, first)
 
 

@@ -481,3 +481,15 @@ def test_import_loads_no_qt_or_tensorflow():
                             check=False)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("name", ["tf_keras_2.21/transfer.h5", "keras_2.12/nested_savedmodel",
+                                  "keras_3.0.5/nested.keras", "keras_3.0.5/nested.h5"])
+def test_a_model_that_scales_its_input_itself_gets_raw_pixels(name):
+    """preprocess_input inside the model (x / 127.5 - 1, saved as tf.math ops or keras.ops) takes raw pixels."""
+    from explorer.inputs.sources import suggested_preprocessing
+    from explorer.model.files import load_graph
+    from tests.support.generations import GENERATIONS
+
+    suggestion = suggested_preprocessing(load_graph(GENERATIONS / name))
+    assert suggestion.preset == "none" and "scales its input itself" in suggestion.reason
