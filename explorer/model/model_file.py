@@ -11,6 +11,7 @@ from explorer.model.graph import Finding, Problem
 from explorer.model.weights import WeightTree
 
 JSON_FORMAT = "architecture JSON"  # ModelFile.file_format of model.to_json() files (with what weights follow)
+SAVEDMODEL_FORMAT = "SavedModel with Keras 2 metadata"  # only Keras 2 writes keras_metadata.pb
 
 
 class ModelFileError(Exception):

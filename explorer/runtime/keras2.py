@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from explorer.model.model_file import JSON_FORMAT, SAVEDMODEL_FORMAT
 from explorer.runtime.errors import RuntimeFailure
 from explorer.runtime.upgrade import upgrade_model
 from explorer.text import one_line
@@ -25,7 +26,7 @@ KERAS2_WRITERS = ("tf-keras", "tf.keras")
 def is_keras2(graph: Any) -> bool:
     """Whether the structure tier found the file written by Keras 2 (its version, or its module paths)."""
     return str(graph.keras_version or "").startswith("2.") or graph.writer in KERAS2_WRITERS \
-        or (graph.file_format or "").startswith("SavedModel")
+        or graph.file_format == SAVEDMODEL_FORMAT
 
 
 def load_keras2(path: str | Path, graph: Any, trust: bool) -> Any:
@@ -35,7 +36,7 @@ def load_keras2(path: str | Path, graph: Any, trust: bool) -> Any:
     import tf_keras
 
     path = Path(path)
-    if (graph.file_format or "").startswith("architecture JSON"):
+    if (graph.file_format or "").startswith(JSON_FORMAT):
         from tf_keras.src.saving.serialization_lib import SafeModeScope
 
         from explorer.model.readers.json_arch import weights_beside

@@ -3,19 +3,17 @@ process by plain Keras in safe mode against tf-keras' own outputs."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
 import zipfile
 
-import h5py
 import numpy as np
 import pytest
 
 from explorer.cli import main
 from explorer.model.files import load_graph
-from tests.support.generations import GENERATIONS, MANIFEST
+from tests.support.generations import GENERATIONS, MANIFEST, calling, edited_copy
 
 UPGRADED = ["tf_keras_2.21/transfer.h5", "keras_2.12/nested_savedmodel", "tf_keras_2.21/nested.keras",
             "keras_2.12/nested_arch.json", "keras_2.12/sequential.h5", "keras_3.0.5/nested.keras"]
@@ -64,13 +62,7 @@ def test_the_upgraded_transfer_file_computes_what_tf_keras_computes(tmp_path, ca
 
 
 def test_an_op_with_no_keras3_equivalent_is_refused_by_name_and_nothing_is_written(tmp_path, capsys):
-    source = tmp_path / "floordiv.h5"
-    source.write_bytes((GENERATIONS / "tf_keras_2.21" / "nested.h5").read_bytes())
-    with h5py.File(source, "r+") as h5:
-        config = json.loads(h5.attrs["model_config"])
-        op = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "TFOpLambda")
-        op["config"]["function"] = "math.floordiv"
-        h5.attrs["model_config"] = json.dumps(config)
+    source = edited_copy("tf_keras_2.21/nested.h5", tmp_path / "floordiv.h5", calling("math.floordiv"))
     out = tmp_path / "new.keras"
     assert main(["upgrade", str(source), "-o", str(out)]) == 1
     error = capsys.readouterr().err.strip().splitlines()
@@ -79,13 +71,7 @@ def test_an_op_with_no_keras3_equivalent_is_refused_by_name_and_nothing_is_writt
 
 
 def test_a_file_with_findings_is_not_upgraded_without_trust(tmp_path, capsys):
-    source = tmp_path / "writes_files.h5"
-    source.write_bytes((GENERATIONS / "tf_keras_2.21" / "nested.h5").read_bytes())
-    with h5py.File(source, "r+") as h5:
-        config = json.loads(h5.attrs["model_config"])
-        op = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "TFOpLambda")
-        op["config"]["function"] = "io.write_file"
-        h5.attrs["model_config"] = json.dumps(config)
+    source = edited_copy("tf_keras_2.21/nested.h5", tmp_path / "writes_files.h5", calling("io.write_file"))
     assert main(["upgrade", str(source), "-o", str(tmp_path / "new.keras")]) == 3
     assert "refusing" in capsys.readouterr().err
     assert not (tmp_path / "new.keras").exists()

@@ -4,14 +4,12 @@ reported (the manifest beside them)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
-import h5py
 import pytest
 
 from explorer.model.files import load_graph
-from tests.support.generations import GENERATIONS, KERAS_FILES, MANIFEST
+from tests.support.generations import GENERATIONS, KERAS_FILES, MANIFEST, calling, edited_copy
 
 KERAS3_H5_OPERATIONS = {"TrueDivide", "Subtract"}
 KERAS3_H5_OPERATION_LAYERS = {"true_divide"}  # Keras cannot load back TrueDivide (Subtract is also a layer)
@@ -64,13 +62,7 @@ def test_preprocess_input_ops_are_drawn_with_their_shapes():
 
 def test_a_tensorflow_op_that_is_not_tensor_math_is_a_finding(tmp_path):
     """A TFOpLambda may name any TensorFlow function; one that writes files is code the file makes run."""
-    hostile = tmp_path / "writes_files.h5"
-    shutil.copy(GENERATIONS / "tf_keras_2.21" / "nested.h5", hostile)
-    with h5py.File(hostile, "r+") as h5:
-        config = json.loads(h5.attrs["model_config"])
-        op = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "TFOpLambda")
-        op["config"]["function"] = "io.write_file"
-        h5.attrs["model_config"] = json.dumps(config)
+    hostile = edited_copy("tf_keras_2.21/nested.h5", tmp_path / "writes_files.h5", calling("io.write_file"))
     findings = load_graph(hostile).findings
     assert len(findings) == 1 and "io.write_file" in str(findings[0]), findings
 
@@ -172,13 +164,11 @@ def test_each_layer_has_its_own_weights_in_every_format(generation):
 
 
 def test_a_nested_model_naming_an_output_it_lacks_is_drawn_with_the_problem(tmp_path):
-    broken = tmp_path / "ghost_output.h5"
-    shutil.copy(GENERATIONS / "tf_keras_2.21" / "nested.h5", broken)
-    with h5py.File(broken, "r+") as h5:
-        config = json.loads(h5.attrs["model_config"])
+    def ghost_output(config: dict) -> None:
         block = next(layer for layer in config["config"]["layers"] if layer["name"] == "block")
         block["config"]["output_layers"] = [["ghost", 0, 0]]
-        h5.attrs["model_config"] = json.dumps(config)
+
+    broken = edited_copy("tf_keras_2.21/nested.h5", tmp_path / "ghost_output.h5", ghost_output)
     graph = load_graph(broken)
     (problem,) = graph.problems
     assert str(problem) == "layer 'block': its output 'block/ghost' is a layer that does not exist"

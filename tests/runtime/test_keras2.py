@@ -17,7 +17,7 @@ from explorer.model.files import load_graph
 from explorer.runtime.extraction import extract
 from explorer.runtime.keras2 import is_keras2
 from explorer.runtime.loading import open_model
-from tests.support.generations import GENERATIONS, KERAS_FILES
+from tests.support.generations import GENERATIONS, KERAS_FILES, calling, edited_copy
 
 KERAS2_FILES = sorted(name for name in KERAS_FILES if name.startswith(("keras_2", "tf_keras"))
                       and "/nested" in name and not name.endswith("_arch.h5"))
@@ -127,18 +127,10 @@ def test_the_standard_transfer_learning_file_computes_like_tf_keras(tmp_path):
 
 def test_a_tensorflow_function_with_no_keras3_operation_is_refused_by_name(tmp_path):
     """A TFOpLambda of a function keras.ops lacks: the rebuild names it, nothing is half-loaded."""
-    import h5py
-
     from explorer.runtime.errors import RuntimeFailure
 
-    source = GENERATIONS / "tf_keras_2.21" / "nested.h5"
-    target = tmp_path / "floordiv.h5"
-    target.write_bytes(source.read_bytes())
-    with h5py.File(target, "r+") as h5:
-        config = json.loads(h5.attrs["model_config"])
-        op = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "TFOpLambda")
-        op["config"]["function"] = "math.floordiv"  # tensor math (the safety check lets it through)
-        h5.attrs["model_config"] = json.dumps(config)
+    # tensor math: the safety check lets it through
+    target = edited_copy("tf_keras_2.21/nested.h5", tmp_path / "floordiv.h5", calling("math.floordiv"))
     graph = load_graph(target)
     assert not graph.findings
     with pytest.raises(RuntimeFailure, match=r"calls tf.math.floordiv, which has no Keras 3 equivalent"):

@@ -81,13 +81,13 @@ def read_legacy_weights(h5: h5py.File) -> WeightTree:
     root = h5.get("model_weights", h5)
     result: dict[tuple[str, ...], list[RawWeight]] = {}
     # layer_names lists the groups; a Keras 2 name with "/" (conv1/conv) is a nested HDF5 path.
-    names = [_text(n) for n in root.attrs["layer_names"]] if "layer_names" in root.attrs else list(root)
+    names = [text_attr(n) for n in root.attrs["layer_names"]] if "layer_names" in root.attrs else list(root)
     for layer_name in names:
         group = root.get(layer_name)
         if not isinstance(group, h5py.Group):
             continue
         for raw_name in group.attrs.get("weight_names", []):
-            weight_name = _text(raw_name)
+            weight_name = text_attr(raw_name)
             dataset = group.get(weight_name)
             if not isinstance(dataset, h5py.Dataset):
                 continue
@@ -100,8 +100,11 @@ def read_legacy_weights(h5: h5py.File) -> WeightTree:
     return WeightTree({key: tuple(value) for key, value in result.items()})
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+def text_attr(value: Any) -> str | None:
+    """An HDF5 attribute as text (h5py hands out bytes or str)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None if value is None else str(value)
 
 
 def read_saved_weights(h5: h5py.File) -> WeightTree | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from explorer.model.model_file import ModelFile, ModelFileError
+from explorer.model.model_file import SAVEDMODEL_FORMAT, ModelFile, ModelFileError
 from explorer.model.readers.saved_model_protos import DTYPES, KerasMetadata, SavedModel
 from explorer.model.safety import MAX_CONFIG_BYTES
 from explorer.model.weights import RawWeight, WeightTree
@@ -50,7 +50,7 @@ def read_saved_model(folder: Path) -> ModelFile:
     config = root["model_config"]
     weights = _weights(folder, layers) if (folder / SAVED_MODEL_PB).is_file() else WeightTree.empty()
     metadata = {"keras_version": root.get("keras_version"), "backend": root.get("backend")}
-    return ModelFile(folder, config, metadata, weights, file_format="SavedModel with Keras 2 metadata",
+    return ModelFile(folder, config, metadata, weights, file_format=SAVEDMODEL_FORMAT,
                      other_configs=_revived_from(layers, config))
 
 
