@@ -106,10 +106,11 @@ def resolve_targets(graph: LayerGraph, layers: list[str], calls: list[int] | Non
 
 
 def traced_graph(live: LiveModel) -> Any:
-    """The graph to cut an extractor from (a subclassed model that was only recorded eagerly has none)."""
-    if live.graph is None:
+    """The Keras 3 graph to cut an export from (a subclassed model that was only recorded eagerly has none)."""
+    graph = live.keras3_graph()
+    if graph is None:
         raise CommandError("this subclassed model could not be traced, so no extractor can be cut from it")
-    return live.graph
+    return graph
 
 
 def describe(error: BaseException) -> str:

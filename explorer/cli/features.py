@@ -16,10 +16,9 @@ from explorer.cli.common import (
     open_live,
     read_loadable,
     resolve_targets,
-    traced_graph,
 )
 from explorer.inputs.images import PRESETS, image_files
-from explorer.runtime.extraction import build_extractor
+from explorer.runtime.extraction import extractor_for
 from explorer.runtime.features import extract_features
 
 NAME = "features"
@@ -46,7 +45,7 @@ def run(options: argparse.Namespace) -> int:
         raise CommandError(f"{options.images}: no images (png, jpg, bmp, tif, webp, gif) in this folder")
     preprocessing = chosen_preprocessing(graph, options.preprocess)
     live = open_live(options, graph)
-    extractor = build_extractor(traced_graph(live), target.layer, target.call_site)
+    extractor = extractor_for(live, target.layer, target.call_site)
     started = time.perf_counter()
     result = extract_features(extractor, live.specs, files, preprocessing, options.batch_size,
                               _progress_bar(started))

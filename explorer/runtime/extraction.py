@@ -142,14 +142,24 @@ def _inline(graph: Any, inputs: list[Any], prefix: tuple[str, ...], site: tuple[
             found[key] = list(outputs)
     return [tensors[id(t)] for t in graph.outputs]
 
+def extractor_for(live: LiveModel, layer: str, call_site: tuple[int, ...]) -> Any:
+    """The model computing layer ``layer`` at ``call_site`` (a tf-keras one for a Keras 2 file)."""
+    if live.keras2 is not None:
+        return live.keras2.extractor(layer, call_site)
+    if live.graph is None:
+        raise RuntimeFailure("this subclassed model could not be traced, so no extractor can be cut from it")
+    return build_extractor(live.graph, layer, call_site)
+
 def extract(live: LiveModel, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray],
             extractors: dict | None = None) -> list[np.ndarray]:
     """One layer's outputs for one input; ``extractors`` caches built extractors between calls."""
-    if live.graph is None:  # no graph: run the model once and capture that layer's output
+    if live.graph is None and live.keras2 is None:  # no graph: run the model once and capture that layer's output
         batch = np.asarray(inputs[live.specs[0].name], np.float32)[None]
         return [record_layer_calls(live.model, batch, capture=layer)[0]]
     cache = {} if extractors is None else extractors
     key = (layer, tuple(call_site))
     if key not in cache:
-        cache[key] = build_extractor(live.graph, layer, call_site)
+        cache[key] = extractor_for(live, layer, call_site)
+    if live.keras2 is not None:
+        return live.keras2.run(cache[key], inputs)
     return run_extractor(cache[key], inputs, live.specs)

@@ -1,5 +1,7 @@
-"""Files Keras 2 wrote (tf-keras, tf.keras, Keras 2.x): loaded with tf-keras, then rebuilt in Keras 3
-(explorer.runtime.upgrade) and checked against tf-keras' own numbers, so the rest of the runtime sees one Keras.
+"""Files Keras 2 wrote (tf-keras, tf.keras, Keras 2.x): loaded with tf-keras, which computes their activations
+and features (tf-keras' own numbers at tf-keras' speed); exports and Save as Keras 3 use the model rebuilt in
+Keras 3 (explorer.runtime.upgrade), checked against tf-keras' numbers and built on first use, so a file with an
+op Keras 3 lacks still computes.
 
 Keras 3 cannot load most of these files (``TFOpLambda``, a DepthwiseConv2D's ``groups``, the ``Functional`` class
 path of tf.keras ``.keras`` archives). tf-keras loads legacy ``.h5`` Lambda bytecode with no safe mode at all, so
@@ -14,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from explorer.model.graph import InputSpec, Target
 from explorer.model.model_file import JSON_FORMAT, SAVEDMODEL_FORMAT
 from explorer.runtime.errors import RuntimeFailure
 from explorer.runtime.upgrade import upgrade_model
@@ -51,21 +54,49 @@ def load_keras2(path: str | Path, graph: Any, trust: bool) -> Any:
     return tf_keras.models.load_model(str(folder), compile=False, safe_mode=not trust)
 
 
-def load_as_keras3(path: str | Path, graph: Any, trust: bool) -> Any:
-    """The Keras 3 twin of a Keras 2 file's model, its outputs checked against tf-keras' on a fixed input."""
-    return load_both(path, graph, trust)[1]
+class Keras2Model:
+    """A Keras 2 file's model as tf-keras loaded it, with its Keras 3 twin built and checked on first use."""
+
+    def __init__(self, model: Any, file_graph: Any, file_name: str) -> None:
+        self.model, self.file_graph, self.file_name = model, file_graph, file_name
+        self._twin: Any = None
+
+    @property
+    def specs(self) -> list[InputSpec]:
+        return [InputSpec(name, tuple(t.shape[1:]), t.dtype.name)
+                for name, t in zip(self.model.input_names, self.model.inputs, strict=True)]
+
+    def twin(self) -> Any:
+        """The Keras 3 rebuild, its outputs checked against tf-keras' on a fixed input (RuntimeFailure if not)."""
+        if self._twin is None:
+            twin = upgrade_model(self.model)
+            inputs = fixed_inputs(twin)
+            check_outputs(outputs_of(self.model, inputs), outputs_of(twin, inputs),
+                          f"the Keras 3 rebuild of {self.file_name}")
+            self._twin = twin
+        return self._twin
+
+    def extractor(self, layer: str, call_site: tuple[int, ...]) -> Any:
+        return keras2_extractor(self.model, self.file_graph, [Target(layer, tuple(call_site))])
+
+    def run(self, extractor: Any, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One example's outputs (a batch axis added, then removed), flattened in order."""
+        batch = [np.asarray(inputs[spec.name], dtype=spec.dtype)[None] for spec in self.specs]
+        return [output[0] for output in outputs_of(extractor, batch)]
+
+
+def open_keras2(path: str | Path, graph: Any, trust: bool) -> Keras2Model:
+    """load_keras2 with tf-keras' failures as one RuntimeFailure line."""
+    try:
+        return Keras2Model(load_keras2(path, graph, trust), graph, Path(path).name)
+    except Exception as error:  # tf-keras raises many types for files it cannot read
+        raise RuntimeFailure(f"tf-keras could not load {Path(path).name}: {one_line(str(error))}") from error
 
 
 def load_both(path: str | Path, graph: Any, trust: bool) -> tuple[Any, Any]:
     """(the tf-keras model, its checked Keras 3 twin)."""
-    try:
-        original = load_keras2(path, graph, trust)
-    except Exception as error:  # tf-keras raises many types for files it cannot read
-        raise RuntimeFailure(f"tf-keras could not load {Path(path).name}: {one_line(str(error))}") from error
-    twin = upgrade_model(original)
-    inputs = fixed_inputs(twin)
-    check_outputs(outputs_of(original, inputs), outputs_of(twin, inputs), f"the Keras 3 rebuild of {Path(path).name}")
-    return original, twin
+    source = open_keras2(path, graph, trust)
+    return source.model, source.twin()
 
 
 def fixed_inputs(model: Any) -> list[np.ndarray]:
@@ -116,11 +147,8 @@ def _keras2_output(model: Any, graph: Any, target: Any) -> Any:
         layers.append(parent)
 
     def index(depth: int) -> int:
-        """A nested model may have a node of its own before its calls: count those from the end."""
-        path = "/".join(parts[: depth + 1])
-        if path in graph.groups:
-            return len(layers[depth].inbound_nodes) - (graph.node(path).calls - calls[depth])
-        return calls[depth]
+        from_end = calls_from_end(graph, "/".join(parts[: depth + 1]), calls[depth])
+        return calls[depth] if from_end is None else len(layers[depth].inbound_nodes) - from_end
 
     if calls[-1] == 0 and target.layer not in graph.groups:
         tensor = layers[-1].output
@@ -129,3 +157,9 @@ def _keras2_output(model: Any, graph: Any, target: Any) -> Any:
     for depth in range(len(parts) - 2, -1, -1):  # re-apply each enclosing nested model, innermost first
         tensor = tf_keras.Model(layers[depth].inputs, tensor)(layers[depth].get_input_at(index(depth)))
     return tensor
+
+
+def calls_from_end(graph: Any, path: str, call: int) -> int | None:
+    """How far from the end of a nested model's tf-keras ``inbound_nodes`` its call ``call`` is (it may have a
+    node of its own before its calls in the enclosing model); None for other layers, whose index is the call."""
+    return graph.node(path).calls - call if path in graph.groups else None

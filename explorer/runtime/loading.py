@@ -15,6 +15,7 @@ from explorer.model.graph import InputSpec
 from explorer.model.traced import Trace
 from explorer.runtime.custom_code import CustomCode, build_from_code, load_weights_into, run_custom_code
 from explorer.runtime.errors import BuildNeedsCode, NotRebuildable, RuntimeFailure, UntrustedFile
+from explorer.runtime.keras2 import Keras2Model, is_keras2, open_keras2
 from explorer.runtime.keras_graph import graph_of, input_specs
 from explorer.runtime.tracing import is_graph_model, trace_subclassed
 from explorer.text import SHORT, one_line
@@ -30,25 +31,20 @@ def load_model(path: str | Path, trust: bool = False, file_graph: Any = None,
     ``trust`` is given, the user's explicit consent, which also lets Keras' safe mode allow Python code
     (Lambda layers). Loading runs under an audit hook that refuses sockets and new processes.
     ``file_graph``: the file's structure when the caller has already read it (the check is not repeated).
-    ``custom_objects``: classes and functions by name, as Keras' ``load_model`` takes them (for Keras 3 files).
+    ``custom_objects``: classes and functions by name, as Keras' ``load_model`` takes them.
+    Files Keras 2 wrote are opened by open_model with tf-keras (explorer.runtime.keras2).
     """
     from explorer.runtime.guard import loading_guard
 
     file_graph = file_graph or read_file_graph(path)
-    if file_graph.findings and not trust:
-        raise UntrustedFile(Path(path).name, file_graph.findings)
+    refuse_untrusted(path, file_graph, trust)
     import keras
-
-    from explorer.runtime.keras2 import is_keras2, load_as_keras3
 
     try:
         with loading_guard(allow_code=trust):
-            if is_keras2(file_graph):  # Keras 3 cannot load these: tf-keras does, and they are rebuilt in Keras 3
-                model = load_as_keras3(path, file_graph, trust)
-            else:
-                objects = {**unmarked_operations(path, file_graph), **(custom_objects or {})}
-                model = keras.saving.load_model(path, custom_objects=objects or None, compile=False,
-                                                safe_mode=not trust)
+            objects = {**unmarked_operations(path, file_graph), **(custom_objects or {})}
+            model = keras.saving.load_model(path, custom_objects=objects or None, compile=False,
+                                            safe_mode=not trust)
     except RuntimeFailure:
         raise
     except Exception as error:  # Keras raises many types for bad files; all mean "cannot load"
@@ -59,6 +55,11 @@ def load_model(path: str | Path, trust: bool = False, file_graph: Any = None,
     if not isinstance(model, keras.Model):
         raise RuntimeFailure(f"{Path(path).name} holds a {type(model).__name__}, not a Keras model")
     return model
+
+def refuse_untrusted(path: str | Path, file_graph: Any, trust: bool) -> None:
+    """UntrustedFile when the static check found code and the user has not trusted the file."""
+    if file_graph.findings and not trust:
+        raise UntrustedFile(Path(path).name, file_graph.findings)
 
 # Keras wraps the error of a class that fails to deserialize in paragraphs of advice; the cause comes last.
 _CAUSE_MARKERS = ("Error encountered during deserialization:", "Exception encountered:")
@@ -101,6 +102,12 @@ class LiveModel:
     graph: Any
     specs: list[InputSpec]
     trace: Trace | None = None
+    keras2: Keras2Model | None = None  # a Keras 2 file: tf-keras computes, and ``graph`` is None
+
+    def keras3_graph(self) -> Any:
+        """The Keras 3 graph model exports are cut from: for a Keras 2 file its checked Keras 3 rebuild (built on
+        first use); None for a subclassed model that could only be recorded."""
+        return self.keras2.twin() if self.keras2 is not None else self.graph
 
 def open_model(path: str | Path, trust: bool = False, custom_objects: str | None = None,
                file_graph: Any = None, build: str | None = None) -> LiveModel:
@@ -116,6 +123,13 @@ def open_model(path: str | Path, trust: bool = False, custom_objects: str | None
     file_graph = file_graph or read_file_graph(path)
     if build:
         model = _built(code, build, path, file_graph)
+    elif is_keras2(file_graph):  # Keras 3 cannot load most of these; tf-keras can
+        refuse_untrusted(path, file_graph, trust)
+        from explorer.runtime.guard import loading_guard
+
+        with loading_guard(allow_code=trust):
+            source = open_keras2(path, file_graph, trust)
+        return LiveModel(source.model, None, source.specs, keras2=source)
     else:
         model = load_model(path, trust=trust, file_graph=file_graph, custom_objects=code and code.objects)
     if is_graph_model(model):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from explorer.model.graph import LayerGraph, Target
 from explorer.model.model_file import JSON_FORMAT
+from explorer.runtime.keras2 import calls_from_end, is_keras2
 
 NESTED_NOTE = (
     "# Layers inside nested models: keras.Model(model.input, inner_layer.output) fails (\"not connected to\n"
@@ -23,8 +24,6 @@ KERAS2_NOTE = (
 
 def python_snippet(model_path: str | Path, targets: list[Target], graph: LayerGraph) -> str:
     """Runnable code for ``targets`` of the model ``graph`` describes."""
-    from explorer.runtime.keras2 import is_keras2
-
     keras2 = is_keras2(graph)
     source = str(Path(model_path).resolve())
     lines = ["import tf_keras as keras" if keras2 else "import keras", ""]
@@ -79,11 +78,8 @@ def _target_lines(target: Target, output: str, defined: dict[str, str], graph: L
         layer, call = variables[depth], calls[depth]
         if not keras2:
             return f"{layer}._inbound_nodes[{call}].{side}_tensors" + ("[0]" if side == "output" else "")
-        if "/".join(parts[: depth + 1]) in graph.groups:
-            calls_in_graph = graph.node("/".join(parts[: depth + 1])).calls
-            index = f"len({layer}.inbound_nodes) - {calls_in_graph - call}"
-        else:
-            index = str(call)
+        from_end = calls_from_end(graph, "/".join(parts[: depth + 1]), call)
+        index = str(call) if from_end is None else f"len({layer}.inbound_nodes) - {from_end}"
         return f"{layer}.get_{side}_at({index})"
 
     layer = variables[-1]

@@ -128,10 +128,11 @@ class _Session:
         self.send(Status(WorkerState.READY, self.live.model.name))
 
     def _export(self, message: ExportRequest) -> None:
-        if self.live.graph is None:
-            raise RuntimeFailure("this model could only be recorded, not traced: nothing to export")
         self.send(Status(WorkerState.EXPORTING, message.path))
-        report = export_extractor(self.live.graph, self.path, list(message.targets), message.path, message.format,
+        graph = self.live.keras3_graph()
+        if graph is None:
+            raise RuntimeFailure("this model could only be recorded, not traced: nothing to export")
+        report = export_extractor(graph, self.path, list(message.targets), message.path, message.format,
                                   message.inputs, self.trusted, self.custom_objects)
         self.send(Exported(message.request, report))
         self.send(Status(WorkerState.READY, self.live.model.name))

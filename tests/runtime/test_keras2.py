@@ -125,24 +125,28 @@ def test_the_standard_transfer_learning_file_computes_like_tf_keras(tmp_path):
     assert difference(classes, np.load(tmp_path / "out.npy")) <= TOLERANCE
 
 
-def test_a_tensorflow_function_with_no_keras3_operation_is_refused_by_name(tmp_path):
-    """A TFOpLambda of a function keras.ops lacks: the rebuild names it, nothing is half-loaded."""
+def test_a_tensorflow_function_with_no_keras3_operation_computes_but_is_not_rebuilt(tmp_path, image):
+    """A TFOpLambda of a function keras.ops lacks: tf-keras computes it live; the Keras 3 rebuild (for exports)
+    names it in its refusal."""
     from explorer.runtime.errors import RuntimeFailure
 
     # tensor math: the safety check lets it through
     target = edited_copy("tf_keras_2.21/nested.h5", tmp_path / "floordiv.h5", calling("math.floordiv"))
     graph = load_graph(target)
     assert not graph.findings
+    live = open_model(target, file_graph=graph)
+    (got,) = extract(live, "tf.math.truediv", (0,), {live.specs[0].name: image[0]})  # x / 127.5, edited
+    np.testing.assert_array_equal(got, np.floor_divide(image[0], np.float32(127.5)))
     with pytest.raises(RuntimeFailure, match=r"calls tf.math.floordiv, which has no Keras 3 equivalent"):
-        open_model(target, file_graph=graph)
+        live.keras3_graph()
 
 
 def test_the_rebuild_keeps_every_name_weight_and_count(tmp_path):
     path = GENERATIONS / "keras_2.12" / "transfer.h5"
-    live = open_model(path)
+    twin = open_model(path).keras3_graph()
     graph = load_graph(path)
-    assert live.model.count_params() == graph.totals[0]
-    names = {operation.name for operation in live.model.operations}  # layers, ops and inputs
+    assert twin.count_params() == graph.totals[0]
+    names = {operation.name for operation in twin.operations}  # layers, ops and inputs
     assert {node.path for node in graph.nodes if node.parent is None} == names
 
 
@@ -183,7 +187,7 @@ def test_keras2_names_with_a_slash_compute_like_tf_keras(densenet):
     image = np.load(folder / "image.npy")
     (got,) = extract(live, "conv2_block1_1_conv", (0,), {live.specs[0].name: image[0]})
     assert difference(got, np.load(folder / "layer.npy")) <= TOLERANCE
-    assert "conv1_conv" in {operation.name for operation in live.model.operations}
+    assert "conv1_conv" in {operation.name for operation in live.keras3_graph().operations}
 
 
 def test_a_trusted_keras2_json_with_a_lambda_computes_it(tmp_path):
