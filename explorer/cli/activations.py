@@ -13,13 +13,14 @@ from explorer.cli.common import (
     CommandError,
     add_trust_options,
     chosen_preprocessing,
+    early_targets,
+    loaded_targets,
     open_live,
     read_loadable,
-    resolve_targets,
 )
 from explorer.inputs.images import PRESETS, load_image
 from explorer.inputs.sources import IMAGE, ZEROS, InputSource, file_input_specs, load_npy, prepare_input
-from explorer.model.graph import InputSpec, LayerGraph, Target
+from explorer.model.graph import InputSpec, LayerGraph
 from explorer.runtime.extraction import extract
 
 NAME = "activations"
@@ -46,9 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(options: argparse.Namespace) -> int:
     graph = read_loadable(options)
-    # Subclassed models have no layer list in the file: their layers are known once traced.
-    target = resolve_targets(graph, [options.layer], [options.call])[0] if graph.kind != "subclassed" \
-        else Target(options.layer, (options.call,))
+    early = early_targets(options, graph, [options.layer], [options.call])
     # Inputs first, from the file's own input shapes: a bad image or array is reported before TensorFlow loads.
     file_specs = file_input_specs(graph)
     inputs = _prepare(graph, file_specs, options) if file_specs else None
@@ -58,6 +57,7 @@ def run(options: argparse.Namespace) -> int:
         print(f"traced ({live.trace.method}): {live.trace.note}", file=sys.stderr)
     if inputs is None or set(inputs) != {s.name for s in specs}:
         inputs = _prepare(graph, specs, options)
+    (target,) = early or loaded_targets(graph, live, [options.layer], [options.call])
     outputs = extract(live, target.layer, target.call_site, inputs)
     written = _write(outputs, options)
     for path in written:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from explorer.inputs.images import ImageError, Preprocessing
 from explorer.inputs.sources import suggested_preprocessing
 from explorer.layout.graphviz import LayoutError
+from explorer.live.protocol import BuildFromCode
 from explorer.model.files import ModelFileError, load_graph
 from explorer.model.graph import LayerGraph, Target
+from explorer.model.traced import traced_graph
 from explorer.runtime.errors import (
     CallSiteOutOfRange,
     CustomObjectsNeedTrust,
@@ -24,6 +25,7 @@ from explorer.runtime.errors import (
     UntrustedFile,
 )
 from explorer.runtime.loading import LiveModel, open_model
+from explorer.text import parse_shape
 
 PREFIX = "keras-explorer: "
 REFUSED = 3  # exit code of a Keras-loading command refusing a file with findings
@@ -48,13 +50,26 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
                         help="build the model from code instead of from the file: a constructor call such as "
                              "'Net(pretrained=False)', evaluated in --custom-objects FILE.py (needs --trust); "
                              "the file's weights are loaded into it (a .keras or a .weights.h5 file)")
+    parser.add_argument("--input-shape", metavar="SHAPE", type=_shape_option,
+                        help="with --build: the input shape without the batch axis (e.g. 224,224,3) to build the "
+                             "model on, when neither its constructor nor the file (a weights-only file) gives one")
+
+
+def _shape_option(text: str) -> tuple[int | None, ...]:
+    try:
+        return parse_shape(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def open_live(options: argparse.Namespace, graph: LayerGraph) -> LiveModel:
     """The model loaded into Keras with the trust options (see add_trust_options)."""
     if options.build and not options.custom_objects:
         raise CommandError("--build needs --custom-objects FILE.py, the file defining what it calls")
-    return open_model(options.model, options.trust, options.custom_objects, graph, options.build)
+    if options.input_shape and not options.build:
+        raise CommandError("--input-shape is for a model built from code: give --build too")
+    build = BuildFromCode(options.build, options.input_shape or ()) if options.build else None
+    return open_model(options.model, options.trust, options.custom_objects, graph, build)
 
 
 def read_model(path: str, weights: str | None = None) -> LayerGraph:
@@ -88,6 +103,20 @@ def chosen_preprocessing(graph: LayerGraph, preset: str | None) -> Preprocessing
     return preprocessing
 
 
+def early_targets(options: argparse.Namespace, graph: LayerGraph, layers: list[str],
+                  calls: list[int] | None) -> list[Target] | None:
+    """The targets checked against the file before TensorFlow loads; None when the file does not list the model's
+    layers (subclassed, weights only, or built with --build): loaded_targets checks them on the loaded model."""
+    if not graph.lists_layers or options.build:
+        return None
+    return resolve_targets(graph, layers, calls)
+
+
+def loaded_targets(graph: LayerGraph, live: LiveModel, layers: list[str], calls: list[int] | None) -> list[Target]:
+    """The targets checked against the model as the worker loaded it (the graph it traced, if it traced one)."""
+    return resolve_targets(traced_graph(live.trace, graph) if live.trace else graph, layers, calls)
+
+
 def resolve_targets(graph: LayerGraph, layers: list[str], calls: list[int] | None) -> list[Target]:
     """Pair ``--layer`` and ``--call``: given once, ``--call`` applies to every layer; repeated, in order."""
     calls = calls or [0]
@@ -103,14 +132,6 @@ def resolve_targets(graph: LayerGraph, layers: list[str], calls: list[int] | Non
             raise CallSiteOutOfRange(layer, call, len(sites))
         targets.append(Target(layer, sites[call]))
     return targets
-
-
-def traced_graph(live: LiveModel) -> Any:
-    """The Keras 3 graph to cut an export from (a subclassed model that was only recorded eagerly has none)."""
-    graph = live.keras3_graph()
-    if graph is None:
-        raise CommandError("this subclassed model could not be traced, so no extractor can be cut from it")
-    return graph
 
 
 def describe(error: BaseException) -> str:

@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
-from explorer.cli.common import add_trust_options, open_live, read_loadable, resolve_targets, traced_graph
-from explorer.runtime.export import FORMATS, export_extractor, format_for
+from explorer.cli.common import add_trust_options, early_targets, loaded_targets, open_live, read_loadable
+from explorer.runtime.export import FORMATS, export_live, format_for
 
 NAME = "export"
 
@@ -32,13 +32,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(options: argparse.Namespace) -> int:
     graph = read_loadable(options)
-    targets = resolve_targets(graph, options.layer, options.call)
+    early = early_targets(options, graph, options.layer, options.call)
     live = open_live(options, graph)
-    model = traced_graph(live)
+    targets = early or loaded_targets(graph, live, options.layer, options.call)
     rng = np.random.default_rng(0)  # a fixed input in the pixel range for the verification run
     inputs = {s.name: rng.uniform(0, 255, tuple(64 if d is None else d for d in s.shape)).astype(np.float32)
               for s in live.specs}
-    report = export_extractor(model, options.model, targets, options.output,
+    report = export_live(live, options.model, targets, options.output,
                               options.format or format_for(options.output), inputs, options.trust,
                               options.custom_objects)
     print(f"{report.path}: {report.message}", file=sys.stdout if report.verified else sys.stderr)

@@ -13,9 +13,10 @@ from explorer.cli.common import (
     CommandError,
     add_trust_options,
     chosen_preprocessing,
+    early_targets,
+    loaded_targets,
     open_live,
     read_loadable,
-    resolve_targets,
 )
 from explorer.inputs.images import PRESETS, image_files
 from explorer.runtime.extraction import extractor_for
@@ -39,12 +40,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(options: argparse.Namespace) -> int:
     graph = read_loadable(options)
-    target = resolve_targets(graph, [options.layer], [options.call])[0]
+    early = early_targets(options, graph, [options.layer], [options.call])
     files = image_files(options.images)
     if not files:
         raise CommandError(f"{options.images}: no images (png, jpg, bmp, tif, webp, gif) in this folder")
     preprocessing = chosen_preprocessing(graph, options.preprocess)
     live = open_live(options, graph)
+    (target,) = early or loaded_targets(graph, live, [options.layer], [options.call])
     extractor = extractor_for(live, target.layer, target.call_site)
     started = time.perf_counter()
     result = extract_features(extractor, live.specs, files, preprocessing, options.batch_size,

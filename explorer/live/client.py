@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from explorer.live.protocol import (
+    BuildFromCode,
     Compute,
     ExportRequest,
     Failed,
@@ -66,7 +67,7 @@ class LiveTier:
         self._model_path: str | None = None
         self._trusted = self._tainted = False
         self._custom_objects: str | None = None
-        self._build: str | None = None
+        self._build: BuildFromCode | None = None
         self._load_id = 0
         self._stopping = False
         self._failed_starts = 0
@@ -132,8 +133,8 @@ class LiveTier:
 
     # -- requests
     def load(self, path: str, trusted: bool = False, custom_objects: str | None = None,
-             build: str | None = None) -> int:
-        """Load a model in the worker (``build``: a constructor call in ``custom_objects`` to build it with,
+             build: BuildFromCode | None = None) -> int:
+        """Load a model in the worker (``build``: the model built by code in ``custom_objects`` instead,
         the file's weights loaded into it). A worker that ran a trusted (flagged) file is replaced first:
         whatever that file's code did to the process must not carry over to the next one."""
         if self._tainted and str(path) != self._model_path and self._process is not None:

@@ -8,6 +8,7 @@ import numpy as np
 
 from explorer.model.graph import InputSpec, Target
 from explorer.model.traced import Trace
+from explorer.text import shape_text
 
 
 class WorkerState:
@@ -32,12 +33,25 @@ class ExportReport:
 
 
 @dataclass(frozen=True)
+class BuildFromCode:
+    """A model built by the user's code instead of from its file: ``call`` (e.g. ``Net(pretrained=False)``) is
+    evaluated in the custom-objects file; ``input_shape`` (no batch axis) builds it when neither the constructor
+    nor the file (a weights-only file records none) does."""
+
+    call: str
+    input_shape: tuple[int | None, ...] = ()
+
+    def __str__(self) -> str:
+        return self.call if not self.input_shape else f"{self.call} on inputs {shape_text(self.input_shape)}"
+
+
+@dataclass(frozen=True)
 class LoadModel:
     request: int
     path: str
     trusted: bool = False  # the user consented to running the code this file names
     custom_objects: str | None = None  # a Python file defining the model's classes (run only when trusted)
-    build: str | None = None  # a constructor call evaluated in custom_objects; the file's weights go into it
+    build: BuildFromCode | None = None  # evaluated in custom_objects; the file's weights go into what it builds
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ class LayerNode:
 @dataclass(frozen=True)
 class LayerGraph:
     name: str
-    kind: str  # "sequential" | "functional" | "subclassed" | "unknown"
+    kind: str  # "sequential" | "functional" | "subclassed" | "unknown" | "weights" (a save_weights file)
     nodes: tuple[LayerNode, ...]
     edges: tuple[Edge, ...]
     inputs: tuple[Port, ...]
@@ -161,6 +161,12 @@ class LayerGraph:
     _by_path: Mapping[str, LayerNode] = field(init=False, repr=False, compare=False)
     _inbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)
     _outbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)
+
+    @property
+    def lists_layers(self) -> bool:
+        """Whether the file lists the model's layers and connections (not a subclassed model's constructor
+        arguments, nor a weights-only file)."""
+        return self.kind not in ("subclassed", "unknown", "weights")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_path", MappingProxyType({n.path: n for n in self.nodes}))

@@ -98,8 +98,8 @@ def load_weights_into(model: Any, path: str | Path, build_config: dict[str, Any]
             raise RuntimeFailure(f"the model built from code could not be built on {name}'s input shape: "
                                  f"{one_line(f'{type(error).__name__}: {error}')}") from error
     if not model.built:
-        raise RuntimeFailure(f"the model built from code is not built and {name} records no input shape: "
-                             "build it in the expression (e.g. call it on an input)")
+        raise RuntimeFailure(f"the model built from code is not built and {name} records no input shape: give "
+                             "the input shape to build it on (--input-shape on the command line)")
     try:
         with loading_guard(allow_code=True):
             model.load_weights(str(path))

@@ -26,7 +26,7 @@ from explorer.runtime.extraction import build_flat_extractor, run_extractor
 from explorer.runtime.guard import loading_guard
 from explorer.runtime.keras2 import check_outputs, is_keras2, keras2_extractor, load_keras2
 from explorer.runtime.keras_graph import input_specs
-from explorer.runtime.loading import load_model, read_file_graph
+from explorer.runtime.loading import LiveModel, load_model, read_file_graph
 
 KERAS, SAVEDMODEL, H5 = "keras", "savedmodel", "h5"
 FORMATS = (KERAS, SAVEDMODEL, H5)  # h5: a tf-keras legacy file, for files Keras 2 wrote
@@ -63,25 +63,39 @@ def provenance(source: str | Path, targets: list[Target]) -> dict[str, Any]:
     }
 
 
+def export_live(live: LiveModel, source: str | Path, targets: list[Target], out_path: str | Path, fmt: str,
+                inputs: dict[str, np.ndarray], trust: bool = False, custom_objects: str | None = None) -> ExportReport:
+    """export_extractor from a loaded model: a Keras 2 file's tf-keras model is the reference (and the source of
+    an .h5 export), its Keras 3 rebuild the source of the others."""
+    original = live.keras2.model if live.keras2 is not None else None
+    if fmt == H5:
+        return _export_keras2_h5(source, targets, Path(out_path), inputs, trust, original)
+    model = live.keras3_graph()
+    if model is None:
+        raise RuntimeFailure("this model could only be recorded, not traced: nothing to export")
+    return export_extractor(model, source, targets, out_path, fmt, inputs, trust, custom_objects, original)
+
+
 def export_extractor(model: Any, source: str | Path, targets: list[Target], out_path: str | Path,
                      fmt: str, inputs: dict[str, np.ndarray], trust: bool = False,
-                     custom_objects: str | None = None) -> ExportReport:
+                     custom_objects: str | None = None, tf_keras_model: Any = None) -> ExportReport:
     """Build, save, record provenance and verify; returns the report (``verified`` False means removed).
 
     ``trust``: the source file was trusted, so the export (which may hold the same code) is reloaded with the
     same consent. ``custom_objects``: the Python file the source was opened with; the export holds the same
-    classes, so the verification process runs it too."""
+    classes, so the verification process runs it too. ``tf_keras_model``: a Keras 2 source as tf-keras loaded
+    it (else loaded again from the file), the reference the export is compared with."""
     if fmt not in FORMATS:
         raise RuntimeFailure(f"unknown export format {fmt!r}; choose {' or '.join(FORMATS)}")
     if not targets:
         raise RuntimeFailure("choose at least one layer to export")
     out = Path(out_path)
     if fmt == H5:
-        return _export_keras2_h5(source, targets, out, inputs, trust)
+        return _export_keras2_h5(source, targets, out, inputs, trust, tf_keras_model)
     extractor = build_multi_extractor(model, targets)
     names = [t.output_name for t in targets]
     expected = _in_order(extractor, run_extractor(extractor, inputs, _specs(extractor)), names)
-    agreement = _agrees_with_tf_keras(source, targets, inputs, expected, names, trust)
+    agreement = _agrees_with_tf_keras(source, targets, inputs, expected, names, trust, tf_keras_model)
     info = provenance(source, targets)
     if fmt == KERAS:
         if out.suffix != ".keras":
@@ -101,29 +115,32 @@ def export_extractor(model: Any, source: str | Path, targets: list[Target], out_
 
 
 def _agrees_with_tf_keras(source: str | Path, targets: list[Target], inputs: dict[str, np.ndarray],
-                          expected: list[np.ndarray], names: list[str], trust: bool) -> str:
+                          expected: list[np.ndarray], names: list[str], trust: bool, original: Any) -> str:
     """For a file Keras 2 wrote: the Keras 3 extractor's outputs against the extractor tf-keras builds from the
     original file, on the same input (RuntimeFailure when they differ); the words for the report."""
     graph = read_file_graph(source)
     if not is_keras2(graph):
         return ""
-    with loading_guard(allow_code=trust):
-        original = load_keras2(source, graph, trust)
+    original = original or _tf_keras_model(source, graph, trust)
     reference = _keras2_run(keras2_extractor(original, graph, targets), list(inputs.values()), names)
     difference = check_outputs(reference, expected, "the exported extractor")
     return f"; equal to tf-keras on the original file within {difference:.2g}"
 
 
+def _tf_keras_model(source: str | Path, graph: Any, trust: bool) -> Any:
+    with loading_guard(allow_code=trust):
+        return load_keras2(source, graph, trust)
+
+
 def _export_keras2_h5(source: str | Path, targets: list[Target], out: Path, inputs: dict[str, np.ndarray],
-                      trust: bool) -> ExportReport:
+                      trust: bool, original: Any) -> ExportReport:
     """The extractor as tf-keras builds it from the original file, saved as a legacy .h5, verified by tf-keras."""
     graph = read_file_graph(source)
     if not is_keras2(graph):
         raise RuntimeFailure("an .h5 export is a tf-keras legacy file: for files Keras 2 wrote (else .keras)")
     if out.suffix != ".h5":
         raise RuntimeFailure(f"{out.name}: a tf-keras legacy export must end in .h5")
-    with loading_guard(allow_code=trust):
-        original = load_keras2(source, graph, trust)
+    original = original or _tf_keras_model(source, graph, trust)
     extractor = keras2_extractor(original, graph, targets)
     names = [t.output_name for t in targets]
     expected = _keras2_run(extractor, list(inputs.values()), names)

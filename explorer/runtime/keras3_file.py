@@ -19,7 +19,7 @@ from explorer.runtime.errors import RuntimeFailure, UntrustedFile
 from explorer.runtime.guard import loading_guard
 from explorer.runtime.keras2 import TOLERANCE, check_outputs, fixed_inputs, is_keras2, load_both, outputs_of
 from explorer.runtime.keras_graph import input_specs
-from explorer.runtime.loading import load_model
+from explorer.runtime.loading import LiveModel, load_model
 from explorer.text import one_line
 
 VERIFY_TIMEOUT_S = 300.0
@@ -40,19 +40,21 @@ RELOAD = textwrap.dedent("""
 
 
 def save_as_keras3(source: str | Path, graph: Any, out: str | Path, inputs: dict[str, np.ndarray] | None = None,
-                   trust: bool = False) -> ExportReport:
+                   trust: bool = False, live: LiveModel | None = None) -> ExportReport:
     """Write ``source``'s model to ``out`` (a ``.keras`` path) and verify it; ``inputs`` (without batch axis): the
-    current input to compare on, else a fixed one."""
+    current input to compare on, else a fixed one. ``live``: the file's model already loaded (else loaded here)."""
     out = Path(out)
     if out.suffix != ".keras":
         raise RuntimeFailure(f"{out.name}: a Keras 3 file must end in .keras")
     if graph.findings and not trust:
         raise UntrustedFile(Path(source).name, graph.findings)
-    if is_keras2(graph):
+    if live is not None and live.keras2 is not None:
+        original, model = live.keras2.model, live.keras2.twin()
+    elif is_keras2(graph):
         with loading_guard(allow_code=trust):
             original, model = load_both(source, graph, trust)
     else:
-        original = model = load_model(source, trust, graph)
+        original = model = live.model if live is not None else load_model(source, trust, graph)
     arrays = ([np.asarray(inputs[spec.name], spec.dtype)[None] for spec in input_specs(model)] if inputs
               else fixed_inputs(model))
     expected = outputs_of(original, arrays)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from explorer.live.protocol import BuildFromCode
 from explorer.model.graph import InputSpec
 from explorer.model.traced import Trace
 from explorer.runtime.custom_code import CustomCode, build_from_code, load_weights_into, run_custom_code
@@ -110,13 +111,14 @@ class LiveModel:
         return self.keras2.twin() if self.keras2 is not None else self.graph
 
 def open_model(path: str | Path, trust: bool = False, custom_objects: str | None = None,
-               file_graph: Any = None, build: str | None = None) -> LiveModel:
+               file_graph: Any = None, build: BuildFromCode | None = None) -> LiveModel:
     """Load (see load_model), first running ``custom_objects`` (a Python file defining the model's classes,
     only with ``trust``), whose Keras objects are passed to Keras by name; subclassed models are traced.
 
-    ``build``: instead of letting Keras rebuild the model from the file, evaluate this constructor call (e.g.
-    ``Net(pretrained=False)``) in the custom-objects file and load the file's weights into what it built: for
-    classes Keras cannot rebuild, and for weights-only files. ``file_graph`` as for load_model."""
+    ``build``: instead of letting Keras rebuild the model from the file, evaluate its constructor call (e.g.
+    ``Net(pretrained=False)``) in the custom-objects file, build it on its input shape if needed, and load the
+    file's weights into it: for classes Keras cannot rebuild, and for weights-only files. ``file_graph`` as for
+    load_model."""
     if build and not custom_objects:
         raise BuildNeedsCode()
     code = run_custom_code(custom_objects, trust) if custom_objects else None
@@ -133,7 +135,7 @@ def open_model(path: str | Path, trust: bool = False, custom_objects: str | None
     else:
         model = load_model(path, trust=trust, file_graph=file_graph, custom_objects=code and code.objects)
     if is_graph_model(model):
-        if file_graph.kind not in ("subclassed", "unknown", "weights"):
+        if file_graph.lists_layers:
             return LiveModel(model, model, input_specs(model))
         # A Functional subclass (or a keras_hub backbone) whose file holds only constructor arguments: the
         # loaded model has the real graph, which the window can show (labelled as coming from the model).
@@ -144,7 +146,8 @@ def open_model(path: str | Path, trust: bool = False, custom_objects: str | None
         graph = graph_of(model)
         config = {"module": "keras.src.models.functional", "class_name": "Functional",
                   "config": keras.Model(graph.inputs, graph.outputs).get_config()}
-        note = (f"the graph of the model built by {one_line(build, SHORT)}, with the file's weights" if build else
+        built = one_line(str(build), SHORT)
+        note = (f"the graph of the model built by {built}, with the file's weights" if build else
                 "the file stores only constructor arguments; this is the graph the loaded model built")
         trace = Trace("loaded model", json.dumps(config, default=str), note)
         return LiveModel(model, model, input_specs(model), trace)
@@ -165,8 +168,9 @@ def _file_build_config(file_graph: Any) -> dict[str, Any]:
     return build_config if isinstance(build_config, dict) else {}
 
 
-def _built(code: CustomCode | None, expression: str, path: str | Path, file_graph: Any) -> Any:
+def _built(code: CustomCode | None, build: BuildFromCode, path: str | Path, file_graph: Any) -> Any:
     """The model built from code with the file's weights in it (both are the user's code: trust was checked
     when the custom-objects file ran)."""
-    model = build_from_code(code, expression)
-    return load_weights_into(model, path, _file_build_config(file_graph))
+    model = build_from_code(code, build.call)
+    given = {"input_shape": [None, *build.input_shape]} if build.input_shape else {}
+    return load_weights_into(model, path, _file_build_config(file_graph) or given)

@@ -30,7 +30,7 @@ from explorer.live.protocol import (
     WorkerState,
 )
 from explorer.runtime.errors import RuntimeFailure
-from explorer.runtime.export import export_extractor
+from explorer.runtime.export import export_live
 from explorer.runtime.extraction import extract
 from explorer.runtime.guard import private_home
 from explorer.runtime.keras3_file import save_as_keras3
@@ -129,16 +129,14 @@ class _Session:
 
     def _export(self, message: ExportRequest) -> None:
         self.send(Status(WorkerState.EXPORTING, message.path))
-        graph = self.live.keras3_graph()
-        if graph is None:
-            raise RuntimeFailure("this model could only be recorded, not traced: nothing to export")
-        report = export_extractor(graph, self.path, list(message.targets), message.path, message.format,
-                                  message.inputs, self.trusted, self.custom_objects)
+        report = export_live(self.live, self.path, list(message.targets), message.path, message.format,
+                             message.inputs, self.trusted, self.custom_objects)
         self.send(Exported(message.request, report))
         self.send(Status(WorkerState.READY, self.live.model.name))
 
     def _save_as_keras3(self, message: UpgradeRequest) -> None:
         self.send(Status(WorkerState.EXPORTING, message.path))
-        report = save_as_keras3(self.path, read_file_graph(self.path), message.path, message.inputs, self.trusted)
+        report = save_as_keras3(self.path, read_file_graph(self.path), message.path, message.inputs, self.trusted,
+                                self.live)
         self.send(Exported(message.request, report))
         self.send(Status(WorkerState.READY, self.live.model.name))

@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from explorer.live.client import LiveTier, WorkerLost
-from explorer.live.protocol import Activation, Exported, Failed, Loaded, Status, Traced, WorkerState
+from explorer.live.protocol import Activation, BuildFromCode, Exported, Failed, Loaded, Status, Traced, WorkerState
 from explorer.runtime.worker import worker_main
 
 
@@ -33,7 +33,7 @@ class LiveClient(QObject):
         self.tier.stop()
 
     def load(self, path: str, trusted: bool = False, custom_objects: str | None = None,
-             build: str | None = None) -> int:
+             build: BuildFromCode | None = None) -> int:
         return self.tier.load(path, trusted, custom_objects, build)
 
     def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:

@@ -9,8 +9,10 @@ from PySide6.QtGui import QCloseEvent, QDesktopServices, QDragEnterEvent, QDropE
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from explorer.inputs.images import IMAGE_SUFFIXES
+from explorer.live.protocol import BuildFromCode
 from explorer.logs import log_folder
-from explorer.text import one_line
+from explorer.model.weights_graph import WEIGHTS_KIND
+from explorer.text import one_line, parse_shape
 from explorer.ui.actions import install_actions
 from explorer.ui.activations.input_panel import IMAGE_FILTER
 from explorer.ui.activations.panel import ActivationsPanel
@@ -198,9 +200,11 @@ class MainWindow(QMainWindow):
         if path and (session.trusted or self.ask_trust(extra=f"the Python file {path}", load=False)):
             session.set_custom_objects(path)
 
-    def choose_build_from_code(self, path: str | None = None, call: str | None = None) -> None:
-        """For a model Keras cannot rebuild from its file (or a weights-only file): the Python file with its class
-        and the constructor call; the live tier builds it (needs trust) and loads the file's weights into it."""
+    def choose_build_from_code(self, path: str | None = None, call: str | None = None,
+                               input_shape: str | None = None) -> None:
+        """For a model Keras cannot rebuild from its file (or a weights-only file): the Python file with its class,
+        the constructor call and, for a weights-only file (it records none), the input shape; the live tier builds
+        it (needs trust) and loads the file's weights into it."""
         session = self.session
         if session.graph is None or session.path is None:
             return
@@ -211,9 +215,20 @@ class MainWindow(QMainWindow):
             call, accepted = QInputDialog.getText(self, "Build model from code",
                                                   "Constructor call in that file, e.g. Net(pretrained=False):")
             call = call.strip() if accepted else ""
-        if path and call and (session.trusted or self.ask_trust(extra=f"the Python file {path} and {call}",
-                                                                 load=False)):
-            session.set_custom_objects(path, call)
+        if path and call and input_shape is None and session.graph.kind == WEIGHTS_KIND:
+            input_shape, accepted = QInputDialog.getText(
+                self, "Build model from code", "Input shape without the batch axis, e.g. 224,224,3\n"
+                "(a weights-only file records none; leave empty if the constructor builds the model):")
+            if not accepted:
+                return
+        try:
+            build = BuildFromCode(call, parse_shape(input_shape or "")) if call else None
+        except ValueError as error:
+            session.fail(str(error))
+            return
+        if path and build and (session.trusted or self.ask_trust(extra=f"the Python file {path} and {build}",
+                                                                  load=False)):
+            session.set_custom_objects(path, build)
 
     # -- settings, help
     def choose_cache_budget(self) -> None:

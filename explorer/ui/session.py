@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from explorer.inputs.images import ImageError, LoadedImage, load_image
 from explorer.inputs.sources import PreparedInput
+from explorer.live.protocol import BuildFromCode
 from explorer.model.files import load_graph
 from explorer.model.graph import LayerGraph, Target
 from explorer.model.model_file import JSON_FORMAT
@@ -49,7 +50,7 @@ class Session(QObject):
         self.call_site: tuple[int, ...] | None = None
         self.chosen: tuple[str, ...] = ()
         self.custom_objects: str | None = None
-        self.build: str | None = None  # a constructor call in custom_objects the live tier builds the model with
+        self.build: BuildFromCode | None = None  # the model built by code in custom_objects instead of the file
         self.image: LoadedImage | None = None
         self.inputs: dict[str, PreparedInput] = {}
         self.inputs_version = 0
@@ -83,8 +84,9 @@ class Session(QObject):
         self.graph_changed.emit()
 
     def apply_trace(self, trace: Trace) -> None:
-        """The live tier traced a subclassed model: show what was observed, labelled as such."""
-        if self.graph is None or self.graph.kind not in ("subclassed", "unknown") or self.graph.trace:
+        """The live tier traced a model its file does not list the layers of (subclassed, or weights only and
+        built from code): show what was observed, labelled as such."""
+        if self.graph is None or self.graph.lists_layers or self.graph.trace:
             return
         self.graph = traced_graph(trace, self.graph)
         # The traced layers are other nodes than the file's tracked sublayers: nothing chosen survives.
@@ -192,9 +194,9 @@ class Session(QObject):
         if load:
             self.live_load_requested.emit()
 
-    def set_custom_objects(self, path: str, build: str | None = None) -> None:
+    def set_custom_objects(self, path: str, build: BuildFromCode | None = None) -> None:
         """The Python file defining this model's classes (run in the live tier: the caller has asked for trust);
-        ``build``: a constructor call in it that builds the model, the file's weights then loaded into it."""
+        ``build``: how code in it builds the model, the file's weights then loaded into it."""
         self.custom_objects, self.build = path, build
         self._live_pending = False
         self.live_load_requested.emit()

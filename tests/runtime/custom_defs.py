@@ -7,7 +7,8 @@ run this file with runpy (never import it), so the saved classes live in a modul
 - ``Scale`` (a layer) and ``shifted_relu`` (an activation function) in the Functional ``small_functional``;
 - ``Net``: a subclassed model written properly (``**kwargs``, ``get_config``);
 - ``Rigid``: a subclassed model whose ``__init__`` takes no ``**kwargs``: Keras saves it, but cannot rebuild
-  it from the file (``unexpected keyword argument 'trainable'``); only building it from code works.
+  it from the file (``unexpected keyword argument 'trainable'``); only building it from code works;
+- ``TinyConv``: an image model like ``Rigid``, whose weights-only file gets built from code with a given shape.
 """
 
 import keras
@@ -64,3 +65,17 @@ class Rigid(keras.Model):
 
     def call(self, inputs):
         return self.head(keras.ops.relu(self.dense(inputs)))
+
+
+class TinyConv(keras.Model):
+    """An image model in the same style (no ``**kwargs``); its tests load a ``save_weights`` file into it, which
+    records no input shape."""
+
+    def __init__(self, filters: int = 4):
+        super().__init__(name="tiny_conv")
+        self.conv = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name="conv")
+        self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+        self.head = keras.layers.Dense(2, name="head")
+
+    def call(self, inputs):
+        return self.head(self.pool(self.conv(inputs)))

@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from explorer.cli.common import resolve_targets
 from explorer.live.client import LiveTier
-from explorer.live.protocol import Exported, Failed, Loaded, Status, WorkerState
+from explorer.live.protocol import BuildFromCode, Exported, Failed, Loaded, Status, WorkerState
 from explorer.model.files import load_graph
 from explorer.runtime.custom_code import keras_objects, run_custom_code
 from explorer.runtime.errors import BuildNeedsCode, CustomObjectsNeedTrust, NotRebuildable, RuntimeFailure
@@ -41,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 VIT_DEFS = (Path(__file__).parent / "vit_defs.py").resolve()
 DEFS = (Path(__file__).parent / "custom_defs.py").resolve()
 ATOL = 1e-5
+TINY_SHAPE = (8, 8, 3)
+TINY_BUILD = BuildFromCode("TinyConv(4)", TINY_SHAPE)
 CLI_TIMEOUT_S = 240
 WORKER_TIMEOUT_S = 120.0
 
@@ -68,8 +71,10 @@ def saved(tmp_path_factory: pytest.TempPathFactory, keras_module: Any) -> dict[s
     rng = np.random.default_rng(0)
     image = rng.uniform(0, 1, (1, vit["IMAGE"], vit["IMAGE"], 3)).astype(np.float32)
     values = rng.normal(0, 1, (1, *script["INPUT_SHAPE"])).astype(np.float32)
+    pixels = rng.uniform(0, 255, (1, *TINY_SHAPE)).astype(np.float32)
     models = {"vit": (vit["build_vit"](), image), "small": (script["small_functional"](4), values),
-              "net": (script["Net"](units=3, name="net"), values), "rigid": (script["Rigid"](units=3), values)}
+              "net": (script["Net"](units=3, name="net"), values), "rigid": (script["Rigid"](units=3), values),
+              "tiny": (script["TinyConv"](4), pixels)}
     result = {}
     for seed, (name, (model, batch)) in enumerate(models.items()):
         model(batch)  # builds the subclassed ones
@@ -80,6 +85,9 @@ def saved(tmp_path_factory: pytest.TempPathFactory, keras_module: Any) -> dict[s
     weights = folder / "small.weights.h5"
     result["small"].model.save_weights(weights)
     result["small_weights"] = Saved(weights, result["small"].model, values)
+    tiny_weights = folder / "tiny.weights.h5"  # a subclassed model's weights: no input shape recorded
+    result["tiny"].model.save_weights(tiny_weights)
+    result["tiny_weights"] = Saved(tiny_weights, result["tiny"].model, pixels)
     return result
 
 
@@ -120,6 +128,13 @@ def cli_runs(saved: dict[str, Saved], tmp_path_factory: pytest.TempPathFactory) 
     x = folder / "x.npy"
     np.save(x, saved["rigid"].batch[0])
     trusted = ["--trust", "--custom-objects", str(DEFS)]
+    images = folder / "images"
+    images.mkdir()
+    rng = np.random.default_rng(11)
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 256, TINY_SHAPE, dtype=np.uint8)).save(images / f"{index}.png")
+    (images / "broken.png").write_bytes(b"not an image")
+    tiny = ["--build", TINY_BUILD.call, "--input-shape", ",".join(map(str, TINY_SHAPE)), *trusted]
     commands = {
         "vit_export": ["export", str(saved["vit"].path), "--layer", "attention", "--layer", "encoder_norm",
                        "--trust", "--custom-objects", str(VIT_DEFS), "-o", str(folder / "vit_features.keras")],
@@ -127,9 +142,14 @@ def cli_runs(saved: dict[str, Saved], tmp_path_factory: pytest.TempPathFactory) 
                         "--npy", str(folder / "plain.npy"), *trusted],
         "rigid_build": ["activations", str(saved["rigid"].path), "--layer", "dense", "--input", str(x),
                         "--npy", str(folder / "built.npy"), *trusted, "--build", "Rigid(units=3)"],
+        "tiny_features": ["features", str(saved["tiny_weights"].path), "--layer", "conv", "--images", str(images),
+                          "--preprocess", "none", "-o", str(folder / "tiny.npz"), *tiny],
+        "tiny_export": ["export", str(saved["tiny_weights"].path), "--layer", "pool", "-o",
+                        str(folder / "tiny_pool.keras"), *tiny],
         "build_alone": ["activations", str(saved["rigid"].path), "--layer", "dense", "--input", str(x),
                         "--npy", str(folder / "alone.npy"), "--trust", "--build", "Rigid(units=3)"],
     }
+    commands["shape_alone"] = [*commands["rigid_plain"], "--input-shape", "6"]
     with ThreadPoolExecutor(2) as pool:
         runs = dict(zip(commands, pool.map(lambda args: _cli(args, folder), commands.values()), strict=True))
     return {"runs": runs, "folder": folder}
@@ -195,7 +215,7 @@ def test_window_export_after_registered_custom_layers_is_verified(saved, tmp_pat
 
 def test_keras_objects_are_the_files_own_classes_and_functions(keras_module):
     code = run_custom_code(DEFS, trust=True)
-    assert set(code.objects) == {"shifted_relu", "Scale", "small_functional", "Net", "Rigid"}
+    assert set(code.objects) == {"shifted_relu", "Scale", "small_functional", "Net", "Rigid", "TinyConv"}
     assert code.objects["Scale"] is code.namespace["Scale"]
     assert keras_objects({"Dense": keras_module.layers.Dense, "relu": keras_module.ops.relu, "np": np}) == {}
     with pytest.raises(CustomObjectsNeedTrust):
@@ -248,7 +268,7 @@ def test_a_class_keras_cannot_rebuild_is_reported_in_one_line(saved):
 
 def test_build_from_code_loads_the_files_weights(saved):
     item = saved["rigid"]
-    live = open_model(item.path, trust=True, custom_objects=str(DEFS), build="Rigid(units=3)")
+    live = open_model(item.path, trust=True, custom_objects=str(DEFS), build=BuildFromCode("Rigid(units=3)"))
     assert live.trace is not None and live.trace.method == "symbolic call"
     _assert_close(_extract(live, "dense", item.batch), np.asarray(item.model.dense(item.batch))[0], "built dense")
     _assert_close(_extract(live, "head", item.batch), np.asarray(item.model(item.batch))[0], "built head")
@@ -256,9 +276,27 @@ def test_build_from_code_loads_the_files_weights(saved):
 
 def test_build_from_code_with_a_weights_only_file(saved):
     item = saved["small_weights"]
-    live = open_model(item.path, trust=True, custom_objects=str(DEFS), build="small_functional(4)")
+    live = open_model(item.path, trust=True, custom_objects=str(DEFS), build=BuildFromCode("small_functional(4)"))
     for layer in ("scale", "head"):
         _assert_close(_extract(live, layer, item.batch), _layer_output(item.model, layer, item.batch)[0], layer)
+
+
+def test_build_from_code_with_a_subclassed_models_weights_file_and_a_given_input_shape(saved):
+    """save_weights of a subclassed model records no input shape: the one the user gives builds the model, the
+    weights go in, the model is traced, and its layers compute what the original computed."""
+    item = saved["tiny_weights"]
+    live = open_model(item.path, trust=True, custom_objects=str(DEFS), build=TINY_BUILD)
+    assert live.trace is not None and live.trace.method == "symbolic call"
+    assert live.specs[0].shape == TINY_SHAPE
+    model = item.model
+    _assert_close(_extract(live, "conv", item.batch), np.asarray(model.conv(item.batch))[0], "built conv")
+    _assert_close(_extract(live, "head", item.batch), np.asarray(model(item.batch))[0], "built head")
+
+
+def test_build_from_code_on_a_weights_file_without_a_shape_says_what_is_missing(saved):
+    with pytest.raises(RuntimeFailure) as caught:
+        open_model(saved["tiny_weights"].path, trust=True, custom_objects=str(DEFS), build=BuildFromCode("TinyConv(4)"))
+    assert "records no input shape" in str(caught.value) and "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize(("build", "custom", "trust", "error", "text"), [
@@ -270,7 +308,8 @@ def test_build_from_code_with_a_weights_only_file(saved):
 ], ids=["mismatch", "syntax", "not-a-model", "no-file", "untrusted"])
 def test_build_from_code_failures_are_one_line(saved, build, custom, trust, error, text):
     with pytest.raises(error) as caught:
-        open_model(saved["rigid"].path, trust=trust, custom_objects=str(DEFS) if custom else None, build=build)
+        open_model(saved["rigid"].path, trust=trust, custom_objects=str(DEFS) if custom else None,
+                   build=BuildFromCode(build))
     assert text in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -286,8 +325,27 @@ def test_cli_build_from_code(saved, cli_runs):
     assert built.returncode == 0, built.stderr[-2000:]
     item = saved["rigid"]
     _assert_close(np.load(folder / "built.npy"), np.asarray(item.model.dense(item.batch))[0], "CLI built dense")
+    shape_alone = runs["shape_alone"]
+    assert shape_alone.returncode == 1 and "--input-shape is for a model built from code" in shape_alone.stderr
     alone = runs["build_alone"]
     assert alone.returncode == 1 and "--build needs --custom-objects" in alone.stderr, alone.stderr[-2000:]
+
+
+def test_cli_features_and_export_of_a_subclassed_weights_file_built_from_code(saved, cli_runs):
+    """features and export check the layer on the model built from code (the weights file lists no layers)."""
+    runs, folder = cli_runs["runs"], cli_runs["folder"]
+    done = runs["tiny_features"]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "skipped" in done.stderr and "broken.png" in done.stderr
+    with np.load(folder / "tiny.npz") as result:
+        features, files = result["features"], list(result["files"])
+    assert [Path(name).name for name in files] == ["0.png", "1.png", "2.png"]
+    model = saved["tiny_weights"].model
+    for name, got in zip(files, features, strict=True):
+        pixels = np.asarray(Image.open(name).convert("RGB"), np.float32)[None]
+        _assert_close(got, np.asarray(model.conv(pixels))[0], f"features of {Path(name).name}")
+    exported = runs["tiny_export"]
+    assert exported.returncode == 0 and "verified" in exported.stdout, exported.stderr[-2000:]
 
 
 def test_window_builds_a_model_keras_cannot_rebuild_from_code(qtbot, saved, tmp_path, monkeypatch):
@@ -312,7 +370,7 @@ def test_window_builds_a_model_keras_cannot_rebuild_from_code(qtbot, saved, tmp_
         monkeypatch.setattr(QMessageBox, "exec", lambda _box: QMessageBox.StandardButton.Yes)
         with qtbot.waitSignal(window.live.traced, timeout=120_000):
             window.actions_by_name["build_from_code"].trigger()
-        assert window.session.build == "Rigid(units=3)"
+        assert window.session.build == BuildFromCode("Rigid(units=3)")
         qtbot.waitUntil(lambda: "dense" in window.graph_view.items_by_path and bool(window.session.inputs),
                         timeout=30_000)
         with qtbot.waitSignal(window.activations.shown, timeout=60_000, check_params_cb=lambda p: p == "dense"):
@@ -322,6 +380,62 @@ def test_window_builds_a_model_keras_cannot_rebuild_from_code(qtbot, saved, tmp_
         assert np.allclose(window.activations.outputs[0], expected, atol=1e-5)
     finally:
         window.close()
+
+
+def test_window_builds_a_subclassed_weights_file_on_the_input_shape_it_asks_for(qtbot, saved, tmp_path, monkeypatch):
+    """A weights-only file records no input shape: after the constructor call the window asks for one."""
+    import keras
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    from explorer.ui.main_window import MainWindow
+
+    item = saved["tiny_weights"]
+    window = MainWindow(QSettings(str(tmp_path / "explorer.ini"), QSettings.Format.IniFormat), start_live=True)
+    qtbot.addWidget(window)
+    try:
+        window.show()
+        qtbot.waitExposed(window)
+        with qtbot.waitSignal(window.graph_drawn, timeout=20_000):
+            window.open_model(item.path)
+        answers = iter([("TinyConv(4)", True), ("8, 8, 3", True)])
+        asked: list[str] = []
+
+        def answer(_parent, _title, label, *_args, **_kwargs):
+            asked.append(label)
+            return next(answers)
+
+        monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *_a, **_k: (str(DEFS), "")))
+        monkeypatch.setattr(QInputDialog, "getText", staticmethod(answer))
+        monkeypatch.setattr(QMessageBox, "exec", lambda _box: QMessageBox.StandardButton.Yes)
+        with qtbot.waitSignal(window.live.traced, timeout=120_000):
+            window.actions_by_name["build_from_code"].trigger()
+        assert len(asked) == 2 and "Input shape" in asked[1]
+        assert window.session.build == TINY_BUILD
+        assert window.session.set_image(ROOT / "resources" / "images" / "brick.png")
+        qtbot.waitUntil(lambda: "conv" in window.graph_view.items_by_path and bool(window.session.inputs),
+                        timeout=30_000)
+        with qtbot.waitSignal(window.activations.shown, timeout=60_000, check_params_cb=lambda p: p == "conv"):
+            window.session.select("conv")
+        fed = next(iter(window.session.inputs.values())).array[None].astype(np.float32)
+        expected = np.asarray(item.model.conv(keras.ops.convert_to_tensor(fed)))[0]
+        assert np.allclose(window.activations.outputs[0], expected, atol=1e-4)
+    finally:
+        window.close()
+
+
+def test_window_refuses_a_shape_it_cannot_read_in_one_line(qtbot, saved, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from explorer.ui.main_window import MainWindow
+
+    window = MainWindow(QSettings(str(tmp_path / "explorer.ini"), QSettings.Format.IniFormat), start_live=False)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.graph_drawn, timeout=20_000):
+        window.open_model(saved["tiny_weights"].path)
+    with qtbot.waitSignal(window.session.failed, timeout=5_000) as said:
+        window.choose_build_from_code(str(DEFS), "TinyConv(4)", "8 by 8")
+    assert "not an input shape" in said.args[0] and window.session.build is None
 
 
 def test_a_subclassed_models_weights_file_opens_as_its_attributes(saved, tmp_path):
