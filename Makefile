@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml tools/system-deps.sh
 	bash tools/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,distributed]"
 	touch $(STAMP)
 
 run: setup

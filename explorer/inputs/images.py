@@ -7,6 +7,7 @@ Pure numpy + Pillow (no Qt, no TensorFlow). Arrays handed between the steps are 
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import warnings
@@ -327,7 +328,11 @@ def model_input_preview(array: np.ndarray) -> np.ndarray:
 
 
 def image_files(folder: str | Path) -> list[Path]:
+    """The image files of a folder (by suffix, not recursing), or every file a glob pattern matches (``**``
+    recurses): the inputs a folder run accounts for, each in its output or its skipped list."""
     root = Path(folder)
-    if not root.is_dir():
-        raise ImageError(f"{root}: not a folder")
-    return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if root.is_dir():
+        return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if glob.has_magic(str(folder)):
+        return sorted(p for p in map(Path, glob.glob(str(folder), recursive=True)) if p.is_file())
+    raise ImageError(f"{root}: not a folder (nor a pattern such as 'photos/**/*.jpg')")

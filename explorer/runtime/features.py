@@ -1,4 +1,8 @@
-"""Batch feature extraction over a folder of images: decode in parallel, run in batches, skip bad files."""
+"""Batch feature extraction over image files: decode, run in batches, skip bad files, pool if asked.
+
+The local engine (feature_batches) and the Ray engine's workers (explorer.runtime.ray_engine) decode and run
+through the same BatchRunner, so both give the same numbers.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,17 @@ from explorer.inputs.sources import IMAGE, ZEROS, InputSource, prepare_input
 from explorer.model.graph import InputSpec
 
 Progress = Callable[[int, int], None]  # (images done, images in total)
+POOLS = ("none", "avg", "max")  # none: the full maps; avg, max: one value per channel (the usual embedding)
+FREE_SIZE = 224  # a batch needs one size: free spatial sizes become this
+
+
+@dataclass(frozen=True)
+class FeatureBatch:
+    """One batch's result: the images that gave features, their features, and the files skipped with why."""
+
+    files: list[str]
+    features: np.ndarray  # (len(files), ...)
+    skipped: list[tuple[str, str]]  # (file, reason)
 
 
 @dataclass(frozen=True)
@@ -25,35 +40,85 @@ class FeatureSet:
     skipped: list[tuple[str, str]]  # (file, reason)
 
 
-def extract_features(extractor: Any, specs: list[InputSpec], files: list[Path], preprocessing: Preprocessing,
-                     batch_size: int = 32, progress: Progress | None = None) -> FeatureSet:
-    """Run ``extractor`` (first output) over ``files``; the first model input takes the image, others zeros.
+Decoded = tuple[str, "np.ndarray | str"]  # (file, its model input, or why it cannot be one)
 
-    Images are decoded on a thread pool (Pillow releases the GIL while decoding) one batch ahead of the
-    model, so decoding and inference overlap. Batches run through Keras' compiled predict function: for
-    batches, graph execution is several times faster than the eager node-by-node run the window uses.
-    """
-    first = specs[0]
-    if any(d is None for d in first.shape[:2]):  # a batch needs one size: free sizes become 224
-        first = InputSpec(first.name, tuple(224 if d is None else d for d in first.shape[:2]) + first.shape[2:],
-                          first.dtype)
+
+class BatchRunner:
+    """Decodes images into the model's first input (other inputs get zeros) and runs the extractor's first
+    output over a batch, pooled as asked."""
+
+    def __init__(self, extractor: Any, specs: list[InputSpec], preprocessing: Preprocessing,
+                 pool: str = "none") -> None:
+        if pool not in POOLS:
+            raise ValueError(f"unknown pooling {pool!r}: choose {', '.join(POOLS)}")
+        first = specs[0]
+        self.spec = InputSpec(first.name, tuple(FREE_SIZE if d is None else d for d in first.shape[:2])
+                              + first.shape[2:], first.dtype)
+        self.extractor, self.preprocessing, self.pool = extractor, preprocessing, pool
+        self.extras = {spec.name: prepare_input(spec, InputSource(ZEROS), None, preprocessing).array
+                       for spec in specs[1:]}
+
+    def decode(self, path: str | Path) -> Decoded:
+        try:
+            return str(path), prepare_input(self.spec, InputSource(IMAGE), load_image(path), self.preprocessing,
+                                            for_display=False).array
+        except (ImageError, ValueError, OSError) as error:
+            return str(path), str(error)
+
+    def output_shape(self) -> tuple[int, ...]:
+        """One image's features as run() gives them (computed on a blank input)."""
+        blank = np.zeros(self.spec.shape, self.spec.dtype)
+        return tuple(self.run([("blank", blank)]).features.shape[1:])
+
+    def run(self, decoded: list[Decoded]) -> FeatureBatch:
+        good = [(path, array) for path, array in decoded if not isinstance(array, str)]
+        skipped = [(path, array) for path, array in decoded if isinstance(array, str)]
+        if not good:
+            return FeatureBatch([], np.zeros((0,), np.float32), skipped)
+        fed = {self.spec.name: np.stack([array for _, array in good])}
+        fed.update({name: np.repeat(value[None], len(good), axis=0) for name, value in self.extras.items()})
+        output = _first_output(self.extractor.predict_on_batch(_structured(self.extractor, fed)))
+        return FeatureBatch([path for path, _ in good], pooled(output, self.pool), skipped)
+
+
+def pooled(features: np.ndarray, pool: str) -> np.ndarray:
+    """(N, ..., C) features averaged or maxed over every axis but the first and the channels."""
+    if pool == "none" or features.ndim <= 2:
+        return features
+    axes = tuple(range(1, features.ndim - 1))
+    return features.mean(axis=axes) if pool == "avg" else features.max(axis=axes)
+
+
+def feature_batches(runner: BatchRunner, files: list[Path], batch_size: int = 32) -> Iterator[FeatureBatch]:
+    """The local engine: images decoded on a thread pool (Pillow releases the GIL while decoding) one batch
+    ahead of the model, so decoding and inference overlap. Batches run through Keras' compiled predict
+    function: for batches, graph execution is several times faster than the eager node-by-node run the window
+    uses."""
+    # Inference already keeps every core busy: decoding threads beyond the spare cores only slow it down.
+    with ThreadPoolExecutor(max_workers=max(1, min(4, (os.cpu_count() or 2) - 1))) as pool:
+        batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
+        pending = [pool.map(runner.decode, batch) for batch in batches[:2]]  # one batch decoding ahead
+        for index in range(len(batches)):
+            if index + 2 < len(batches):
+                pending.append(pool.map(runner.decode, batches[index + 2]))
+            yield runner.run(list(pending[index]))
+
+
+def extract_features(extractor: Any, specs: list[InputSpec], files: list[Path], preprocessing: Preprocessing,
+                     batch_size: int = 32, progress: Progress | None = None, pool: str = "none") -> FeatureSet:
+    """feature_batches collected in memory (for small jobs and the .npz output)."""
     features: np.ndarray | None = None  # filled in place: no list of batches and concatenated copy
     kept: list[str] = []
     skipped: list[tuple[str, str]] = []
-    extras = {spec.name: prepare_input(spec, InputSource(ZEROS), None, preprocessing).array for spec in specs[1:]}
     done = 0
-    for batch in _decoded_batches(first, files, preprocessing, batch_size):
-        arrays = [(path, array) for path, array in batch if not isinstance(array, str)]
-        skipped += [(str(path), array) for path, array in batch if isinstance(array, str)]
-        if arrays:
-            fed = {first.name: np.stack([a for _, a in arrays])}
-            fed.update({name: np.repeat(value[None], len(arrays), axis=0) for name, value in extras.items()})
-            output = _first_output(extractor.predict_on_batch(_structured(extractor, fed)))
+    for batch in feature_batches(BatchRunner(extractor, specs, preprocessing, pool), files, batch_size):
+        if batch.files:
             if features is None:
-                features = np.empty((len(files), *output.shape[1:]), output.dtype)
-            features[len(kept):len(kept) + len(output)] = output
-            kept += [str(path) for path, _ in arrays]
-        done += len(batch)
+                features = np.empty((len(files), *batch.features.shape[1:]), batch.features.dtype)
+            features[len(kept):len(kept) + len(batch.files)] = batch.features
+            kept += batch.files
+        skipped += batch.skipped
+        done += len(batch.files) + len(batch.skipped)
         if progress:
             progress(done, len(files))
     result = features[: len(kept)] if features is not None else np.zeros((0,), np.float32)
@@ -74,22 +139,3 @@ def _first_output(result: Any) -> np.ndarray:
     elif isinstance(result, list | tuple):
         result = result[0]
     return np.asarray(result)
-
-
-def _decoded_batches(spec: InputSpec, files: list[Path], preprocessing: Preprocessing,
-                     batch_size: int) -> Iterator[list[tuple[Path, np.ndarray | str]]]:
-    def decode(path: Path) -> tuple[Path, np.ndarray | str]:
-        try:
-            return path, prepare_input(spec, InputSource(IMAGE), load_image(path), preprocessing,
-                                       for_display=False).array
-        except (ImageError, ValueError, OSError) as error:
-            return path, str(error)
-
-    # Inference already keeps every core busy: decoding threads beyond the spare cores only slow it down.
-    with ThreadPoolExecutor(max_workers=max(1, min(4, (os.cpu_count() or 2) - 1))) as pool:
-        batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
-        pending = [pool.map(decode, batch) for batch in batches[:2]]  # one batch decoding ahead
-        for index in range(len(batches)):
-            if index + 2 < len(batches):
-                pending.append(pool.map(decode, batches[index + 2]))
-            yield list(pending[index])
