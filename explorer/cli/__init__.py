@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,13 @@ def command_module(name: str) -> ModuleType:
     return importlib.import_module(f"explorer.cli.{name}")
 
 
+INTERRUPTED = 130  # as a shell reports a command ended by SIGINT
+
+
+def _interrupted(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _headless(args: list[str], log_file: Path | None) -> int:
     from explorer.cli import common
 
@@ -51,8 +59,13 @@ def _headless(args: list[str], log_file: Path | None) -> int:
     for name in COMMANDS:
         command_module(name).add_parser(subparsers)
     options = parser.parse_args(args)
+    # A stop request (the window's Cancel, a scheduler ending the job) unwinds like Ctrl+C: outputs get closed.
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         return command_module(options.command).run(options)
+    except KeyboardInterrupt:
+        common.say("interrupted")
+        return INTERRUPTED
     except common.EXPECTED as error:
         text = common.describe(error)
         log.info("%s failed: %s", options.command, text, exc_info=True)
