@@ -93,6 +93,7 @@ class FeatureWriter:
     metadata: dict[str, Any]
     kind: str = ""
     run_id: str = field(default_factory=new_run_id)
+    rows_per_part: int = ROWS_PER_PART
     written: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     shape: tuple[int, ...] | None = None
@@ -120,7 +121,7 @@ class FeatureWriter:
             self._open(table.schema)
         self._writer.write_table(table)
         self._part_rows += len(batch.files)
-        if self.kind == FOLDER and self._part_rows >= ROWS_PER_PART:
+        if self.kind == FOLDER and self._part_rows >= self.rows_per_part:
             self._finish_part()
 
     def close(self) -> None:
