@@ -58,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="continue a folder run: skip the images the folder already accounts for")
     parser.add_argument("--engine", choices=ENGINES, default="local",
                         help="ray: Ray Data, on a local Ray runtime or the cluster of --ray-address (needs the "
-                             "'distributed' extra); writes a folder")
+                             "'distributed' extra)")
     parser.add_argument("--ray-address", help="join this Ray cluster (e.g. ray://head:10001 or head:6379)")
     parser.add_argument("--workers", type=int, help="Ray: model copies running at once (default: one per node)")
     add_trust_options(parser)
@@ -94,8 +94,6 @@ def run(options: argparse.Namespace) -> int:
 
 def _checked_output(options: argparse.Namespace, out: Path) -> str:
     kind = output_kind(out)
-    if options.engine == "ray" and kind != FOLDER:
-        raise CommandError("--engine ray writes a Parquet dataset folder: give -o OUT/")
     if options.resume and kind != FOLDER:
         raise CommandError("--resume continues a folder run: give -o OUT/")
     if options.engine != "ray" and (options.ray_address or options.workers):
@@ -152,7 +150,8 @@ def _run_on_ray(options: argparse.Namespace, live: LiveModel, target: Target, fi
         print(f"extractor for the workers: {exported.stat().st_size / 2**20:.1f} MB, {report.message}",
               file=sys.stderr)
         job = RayJob(tuple(live.specs), preprocessing, options.pool, target, shape, metadata, options.trust, custom)
-        out.mkdir(parents=True, exist_ok=True)
+        if output_kind(out) == FOLDER:
+            out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         result = run_features_on_ray(exported, files, out, job, new_run_id(), options.batch_size, options.workers,
                                      options.ray_address)

@@ -1,9 +1,9 @@
 """``features --engine ray``: the verified feature extractor run over image files on a Ray cluster with Ray Data.
 
 The driver exports the extractor (a small verified ``.keras``) and puts its bytes in Ray's object store, so
-the workers get that file, never the whole source model. Ray Data lists the files as rows, decodes them in
-tasks with the local engine's code (explorer.runtime.features.BatchRunner), runs the extractor in a pool of
-actors (one model each, restarted and retried by Ray when a worker dies), and writes each block as one
+the workers get that file, never the whole source model. Ray Data lists the files as rows, and a pool of
+actors (one model each, restarted and retried by Ray when a worker dies) decodes and runs them with the local
+engine's code (explorer.runtime.features.BatchRunner); the workers write each block as one
 Parquet file with the features' skipped files beside it (explorer.runtime.feature_store). A block's files are
 named after its task, so a retried task rewrites its own file: every image appears once.
 
@@ -27,7 +27,15 @@ from ray.data.block import BlockAccessor
 
 from explorer.inputs.images import Preprocessing
 from explorer.model.graph import InputSpec, Target
-from explorer.runtime.feature_store import SKIPPED, features_table, write_part, write_skipped
+from explorer.runtime.feature_store import (
+    FOLDER,
+    SKIPPED,
+    FeatureWriter,
+    features_table,
+    output_kind,
+    write_part,
+    write_skipped,
+)
 from explorer.runtime.features import BatchRunner, FeatureBatch
 
 IMAGES_PER_BLOCK = 256  # one output file per block; each block's images flow through the stages together
@@ -59,7 +67,10 @@ class RayResult:
 
 def run_features_on_ray(extractor_file: Path, files: list[Path], out: Path, job: RayJob, run_id: str,
                         batch_size: int = 32, workers: int | None = None, address: str | None = None) -> RayResult:
-    """Run the job over ``files`` into the folder ``out``; a local Ray runtime when ``address`` is None."""
+    """Run the job over ``files`` into ``out``; a local Ray runtime when ``address`` is None.
+
+    A folder is written by the workers, one file per block; one file (``.parquet``, ``.npz``) by this process,
+    from the blocks as Ray Data streams them here, with the local engine's writer."""
     _start(address)
     try:
         nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
@@ -71,11 +82,32 @@ def run_features_on_ray(extractor_file: Path, files: list[Path], out: Path, job:
         features = dataset.map_batches(
             _Extractor, fn_constructor_args=([model], job), batch_size=batch_size, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers))
+        if output_kind(out) != FOLDER:
+            written, skipped, computing = _stream_to_file(features, out, job)
+            return RayResult(written, skipped, workers, nodes, computing)
         sink = _FeatureSink(out, run_id)
         features.write_datasink(sink)
         return RayResult(sink.written, sink.skipped, workers, nodes, len(sink.nodes))
     finally:
         ray.shutdown()
+
+
+def _stream_to_file(features: ray.data.Dataset, out: Path, job: RayJob) -> tuple[int, int, int]:
+    """(images written, skipped, nodes that computed) for a one-file output."""
+    writer = FeatureWriter(out, job.target, job.metadata)
+    nodes: set[str] = set()
+    try:
+        for table in features.iter_batches(batch_size=None, batch_format="pyarrow"):
+            nodes.update(table.column(NODE).to_pylist())
+            done = table.filter(pc.is_null(table.column(REASON)))
+            failed = table.filter(pc.is_valid(table.column(REASON)))
+            values = done.column("features").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            writer.write(FeatureBatch(done.column("path").to_pylist(), values.reshape(done.num_rows, *job.shape),
+                                      list(zip(failed.column("path").to_pylist(), failed.column(REASON).to_pylist(),
+                                               strict=True))))
+    finally:
+        writer.close()
+    return writer.written, len(writer.skipped), len(nodes)
 
 
 def _start(address: str | None) -> None:

@@ -84,7 +84,6 @@ def local_runs(work: Path) -> dict[str, Run]:
         "folder": _features(work, "local_folder/", "--batch-size", "5"),
         "pooled": _features(work, "pooled.parquet", "--pool", "avg"),
         "npz": _features(work, "feats.npz"),
-        "ray_to_file": _features(work, "x.parquet", "--engine", "ray"),
         "resume_file": _features(work, "x.parquet", "--resume"),
     }
     with ThreadPoolExecutor(3) as pool:
@@ -94,6 +93,16 @@ def local_runs(work: Path) -> dict[str, Run]:
 @pytest.fixture(scope="module")
 def ray_run(work: Path) -> Run:
     return _cli(_features(work, "ray_folder/", "--engine", "ray", "--batch-size", "4", "--workers", "1"), work)
+
+
+def test_ray_writes_one_file_too(local_runs, work):
+    """One file is written by the command itself from the blocks Ray Data streams to it."""
+    run = _cli(_features(work, "ray_pooled.parquet", "--engine", "ray", "--pool", "avg"), work)
+    assert_ok(run)
+    rows, local_rows = _rows(work / "ray_pooled.parquet"), _rows(work / "pooled.parquet")
+    assert rows.keys() == local_rows.keys()
+    assert all(float(np.max(np.abs(rows[p] - local_rows[p]))) <= TOLERANCE for p in rows)
+    assert _skipped(work / "ray_pooled.parquet") == _skipped(work / "pooled.parquet")
 
 
 def _rows(path: Path) -> dict[str, np.ndarray]:
@@ -152,8 +161,7 @@ def test_every_local_output_holds_the_same_numbers(local_runs, work):
         np.testing.assert_allclose(pooled[path], flat.reshape(SHAPE).mean(axis=(0, 1)), atol=TOLERANCE)
 
 
-def test_options_that_need_a_folder_say_so(local_runs):
-    assert local_runs["ray_to_file"].returncode == 1 and "-o OUT/" in local_runs["ray_to_file"].stderr
+def test_resume_needs_a_folder_and_says_so(local_runs):
     assert local_runs["resume_file"].returncode == 1 and "-o OUT/" in local_runs["resume_file"].stderr
 
 
