@@ -21,7 +21,8 @@ from explorer.cli import window
 from explorer.logs import setup_logging
 from explorer.text import one_line
 
-COMMANDS = ("summary", "graph", "check", "activations", "export", "features", "upgrade")  # modules of explorer.cli
+# The modules of explorer.cli, one per subcommand.
+COMMANDS = ("summary", "graph", "check", "activations", "explain", "export", "features", "upgrade")
 
 log = logging.getLogger(__name__)
 

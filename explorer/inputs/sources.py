@@ -107,3 +107,30 @@ def load_npy(path: str | Path | None, spec: InputSpec) -> np.ndarray:
                                                                                      strict=True)):
         raise ImageError(f"{file.name}: shape {array.shape} does not fit input '{spec.name}' {expected}")
     return array.astype(spec.dtype if spec.dtype.startswith(("float", "int", "uint", "bool")) else np.float32)
+
+
+BASELINES = ("black", "blurred")  # Integrated Gradients' starting points, as pictures
+
+
+def baseline_input(spec: InputSpec, prepared: PreparedInput, preprocessing: Preprocessing,
+                   kind: str = "black") -> np.ndarray:
+    """The model input of a black or blurred copy of the fitted picture, preprocessed like the picture itself;
+    for an array input (no picture), black is all zeros."""
+    if prepared.picture is None:
+        if kind != "black":
+            raise ImageError(f"a {kind} baseline needs an image input")
+        return np.zeros_like(prepared.array)
+    if kind == "black":
+        pixels = np.zeros(prepared.picture.shape, np.float32)
+    elif kind == "blurred":
+        from PIL import Image, ImageFilter
+
+        grey = prepared.picture.shape[-1] == 1
+        picture = Image.fromarray(prepared.picture[..., 0] if grey else prepared.picture)
+        radius = max(picture.size) / 20  # the shapes go, the colours stay
+        pixels = np.asarray(picture.filter(ImageFilter.GaussianBlur(radius)), np.float32)
+        pixels = pixels[..., None] if grey else pixels
+    else:
+        raise ValueError(f"unknown baseline {kind!r}: choose {', '.join(BASELINES)}")
+    shape = spec.shape if spec.shape[-1] is not None else (*spec.shape[:-1], 3)
+    return to_model_batch(apply_preprocessing(pixels, preprocessing), shape)[0]

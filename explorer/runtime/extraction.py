@@ -5,6 +5,7 @@ Keras is imported inside the functions, so importing this module stays cheap.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,34 @@ def _layer_outputs(graph: Any, parts: list[str], calls: tuple[int, ...]) -> list
     result = cut._run_through_graph(node.input_tensors, operation_fn=lambda operation: operation)
     return list(result) if isinstance(result, list | tuple) else [result]
 
+@dataclass
+class FlatGraph:
+    """A model's graph with every nested model inlined (the original layers, weights shared) on fresh inputs:
+    each (layer path, call site)'s output and input tensors, and the model's own outputs."""
+
+    inputs: list[Any]
+    outputs: list[Any]
+    produced: dict[tuple[str, tuple[int, ...]], list[Any]] = field(default_factory=dict)
+    fed: dict[tuple[str, tuple[int, ...]], list[Any]] = field(default_factory=dict)
+
+    def of(self, path: str, call_site: tuple[int, ...]) -> list[Any]:
+        key = (path, tuple(call_site))
+        if key not in self.produced:
+            raise RuntimeFailure(f"not in the model graph: {path} (call site {tuple(call_site)})")
+        return self.produced[key]
+
+
+def flat_graph(model: Any) -> FlatGraph:
+    import keras
+
+    graph = graph_of(model)
+    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=name)
+              for name, t in zip(input_names(graph), flat_inputs(graph), strict=True)]
+    flat = FlatGraph(inputs, [])
+    flat.outputs = _inline(graph, inputs, (), (), flat)
+    return flat
+
+
 def build_flat_extractor(model: Any, targets: list[tuple[str, tuple[int, ...]]]) -> tuple[Any, list[list[Any]]]:
     """Fresh inputs and, per target, its output tensors in a graph where every nested model is inlined.
 
@@ -104,22 +133,16 @@ def build_flat_extractor(model: Any, targets: list[tuple[str, tuple[int, ...]]])
     model's own layers directly is written by Keras with their weights under one path and looked up under
     the other on loading. A flat graph of the original layers (weights shared) saves and reloads exactly.
     """
-    import keras
-
-    graph = graph_of(model)
-    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=name)
-              for name, t in zip(input_names(graph), flat_inputs(graph), strict=True)]
-    found: dict[tuple[str, tuple[int, ...]], list[Any]] = {}
-    _inline(graph, inputs, (), (), found)
-    missing = [f"{path} (call site {site})" for path, site in targets if (path, tuple(site)) not in found]
+    flat = flat_graph(model)
+    missing = [f"{path} (call site {site})" for path, site in targets if (path, tuple(site)) not in flat.produced]
     if missing:
         raise RuntimeFailure(f"not in the model graph: {', '.join(missing)}")
-    return inputs, [found[(path, tuple(site))] for path, site in targets]
+    return flat.inputs, [flat.of(path, site) for path, site in targets]
 
 def _inline(graph: Any, inputs: list[Any], prefix: tuple[str, ...], site: tuple[int, ...],
-            found: dict[tuple[str, tuple[int, ...]], list[Any]]) -> list[Any]:
+            flat: FlatGraph) -> list[Any]:
     """Call the graph's layers on ``inputs`` (symbolically), recursing into nested models; record every
-    (layer path, call site) it passes."""
+    (layer path, call site) it passes, with the tensors it took and gave."""
     import keras
     from keras.src import tree
 
@@ -130,16 +153,17 @@ def _inline(graph: Any, inputs: list[Any], prefix: tuple[str, ...], site: tuple[
             names, calls = (*prefix, layer.name), (*site, own_nodes(graph, layer).index(node))
             key = ("/".join(names), calls)
             if node.is_input:
-                found[key] = [tensors[id(t)] for t in node.outputs]
+                flat.produced[key] = [tensors[id(t)] for t in node.outputs]
                 continue
+            flat.fed[key] = [tensors[id(t)] for t in node.input_tensors]
             if isinstance(layer, keras.Model):
-                outputs = _inline(graph_of(layer), [tensors[id(t)] for t in node.input_tensors], names, calls, found)
+                outputs = _inline(graph_of(layer), flat.fed[key], names, calls, flat)
             else:
                 args, kwargs = node.arguments.fill_in(tensors)
                 outputs = tree.flatten(layer(*args, **kwargs))
             for symbolic, value in zip(node.outputs, outputs, strict=True):
                 tensors[id(symbolic)] = value
-            found[key] = list(outputs)
+            flat.produced[key] = list(outputs)
     return [tensors[id(t)] for t in graph.outputs]
 
 def extractor_for(live: LiveModel, layer: str, call_site: tuple[int, ...]) -> Any:

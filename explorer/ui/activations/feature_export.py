@@ -15,6 +15,7 @@ from explorer.ui.activations.qtgraph import pyqtgraph
 
 MIN_TILE_SIDE = 48  # small maps are enlarged (nearest neighbour) so every tile is readable
 GAP_COLOUR = (20, 20, 20)
+MIN_PICTURE_SIDE = 256
 
 
 def output_image(array: np.ndarray, colour_map: str = "viridis", order: str = "index",
@@ -65,3 +66,19 @@ def _bars(vector: np.ndarray, width: int = 800, height: int = 300) -> Image.Imag
         draw.rectangle([left, min(top, zero), left + max(step * 0.8, 1), max(top, zero)], fill=(74, 127, 181))
     draw.line([10, zero, width - 10, zero], fill=(80, 80, 80))
     return picture
+
+
+def attribution_image(picture: np.ndarray | None, heatmap: np.ndarray, opacity: float = 0.5,
+                      colour_map: str = "inferno", size: tuple[int, int] | None = None) -> Image.Image:
+    """An attribution map scaled to [0, 1] over its range, coloured, enlarged to the picture (bilinear: a
+    Grad-CAM map is coarse) and blended over it; the map alone without a picture."""
+    values = np.asarray(heatmap, np.float32)
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    coloured = _coloured((values - low) / (high - low if high > low else 1.0), colour_map)
+    if picture is None:
+        return coloured.resize(size or (max(256, values.shape[1]), max(256, values.shape[0])),
+                               Image.Resampling.NEAREST)
+    base = Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).convert("RGB")
+    scale = max(1, -(-MIN_PICTURE_SIDE // max(base.size)))  # a 64-pixel input is too small to read
+    base = base.resize((base.width * scale, base.height * scale), Image.Resampling.BILINEAR)
+    return Image.blend(base, coloured.resize(base.size, Image.Resampling.BILINEAR), opacity)

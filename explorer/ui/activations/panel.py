@@ -5,9 +5,6 @@ Results are cached per (inputs, layer, call site); only the newest request is ev
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
@@ -16,6 +13,7 @@ from explorer.inputs.images import ImageError, Preprocessing
 from explorer.inputs.sources import file_input_specs, prepare_input, suggested_preprocessing
 from explorer.live.cache import ActivationCache
 from explorer.live.protocol import Activation, Loaded, Traced, WorkerState
+from explorer.model.classes import class_names
 from explorer.model.graph import InputSpec
 from explorer.model.weights_graph import WEIGHTS_KIND
 from explorer.ui.activations.feature_view import MESSAGE, FeatureView
@@ -102,7 +100,7 @@ class ActivationsPanel(QWidget):
         self.outputs = []
         self.output_index.clear()
         self.output_index.hide()
-        self.class_names = _class_names(self.session.path)
+        self.class_names = class_names(self.session.path)
         self.specs = file_input_specs(self.session.graph)
         self.inputs.set_specs(self.specs, self._suggestion())
         self.title.setText("No layer selected")
@@ -278,13 +276,3 @@ class ActivationsPanel(QWidget):
             text = f"failed: {detail}"
         self.status.setText(f"Live: {text}")
         self.status.setToolTip(tooltip(detail))
-
-
-def _class_names(model_path: Path) -> list[str]:
-    """Class names from a ``<model>_classes.json`` file beside the model, when there is one."""
-    names_file = model_path.with_name(f"{model_path.stem}_classes.json")
-    try:
-        names = json.loads(names_file.read_text())
-    except (OSError, ValueError):
-        return []
-    return [str(n) for n in names] if isinstance(names, list) else []
