@@ -126,7 +126,7 @@ def explain(scorer: Scorer, x: np.ndarray, method: str, class_index: int | None 
         if len(scorer.cut.outputs) < 2:
             raise RuntimeFailure(f"{method} needs a layer: choose a convolutional layer")
         heatmap = _gradcam(scorer, batch, chosen, plus=method == GRADCAM_PP)
-        return Attribution(method, chosen, score, heatmap)
+        return Attribution(method, chosen, score, heatmap, scorer.layer)
     if method == SALIENCY:
         return Attribution(method, chosen, score, _saliency(scorer, batch, chosen))
     if method == SMOOTHGRAD:
