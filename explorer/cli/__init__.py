@@ -22,7 +22,8 @@ from explorer.logs import setup_logging
 from explorer.text import one_line
 
 # The modules of explorer.cli, one per subcommand.
-COMMANDS = ("summary", "graph", "check", "activations", "explain", "export", "features", "upgrade")
+COMMANDS = ("summary", "graph", "check", "activations", "explain", "export", "features", "stats", "compare",
+            "upgrade")
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 
 from explorer.inputs.images import ImageError, Preprocessing
 from explorer.inputs.sources import suggested_preprocessing
@@ -159,3 +161,14 @@ def exit_code(error: BaseException) -> int:
 def say(text: str) -> None:
     """One error line on stderr."""
     print(PREFIX + text, file=sys.stderr)
+
+
+def progress_bar(started: float) -> Callable[[int, int], None]:
+    """A one-line bar on stderr, redrawn in place: done/total images and the rate since ``started``."""
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        print(f"\r[{'#' * filled}{' ' * (width - filled)}] {done}/{total} images, {rate:.1f}/s", end="",
+              file=sys.stderr, flush=True)
+    return show

@@ -7,7 +7,6 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from explorer.cli.common import (
     early_targets,
     loaded_targets,
     open_live,
+    progress_bar,
     read_loadable,
 )
 from explorer.inputs.images import PRESETS, Preprocessing, image_files
@@ -108,7 +108,7 @@ def _run_locally(options: argparse.Namespace, live: LiveModel, target: Target, f
     runner = BatchRunner(extractor_for(live, target.layer, target.call_site), live.specs, preprocessing,
                          options.pool)
     writer = FeatureWriter(out, target, metadata)
-    show = _progress_bar(started)
+    show = progress_bar(started)
     try:
         for batch in feature_batches(runner, files, options.batch_size):
             writer.write(batch)
@@ -159,13 +159,3 @@ def _run_on_ray(options: argparse.Namespace, live: LiveModel, target: Target, fi
     print(f"ray: {result.workers} worker(s) on {result.nodes} node(s); blocks computed on {result.computing_nodes} "
           f"node(s)", file=sys.stderr)
     return result.written, result.skipped, shape, seconds
-
-
-def _progress_bar(started: float) -> Callable[[int, int], None]:
-    def show(done: int, total: int) -> None:
-        width = 30
-        filled = width * done // max(total, 1)
-        rate = done / max(time.perf_counter() - started, 1e-9)
-        print(f"\r[{'#' * filled}{' ' * (width - filled)}] {done}/{total} images, {rate:.1f}/s", end="",
-              file=sys.stderr, flush=True)
-    return show

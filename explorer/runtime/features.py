@@ -43,6 +43,23 @@ class FeatureSet:
 Decoded = tuple[str, "np.ndarray | str"]  # (file, its model input, or why it cannot be one)
 
 
+class ImageDecoder:
+    """Image files into the model's first input, fitted and preprocessed as the window does."""
+
+    def __init__(self, specs: list[InputSpec], preprocessing: Preprocessing) -> None:
+        first = specs[0]
+        self.spec = InputSpec(first.name, tuple(FREE_SIZE if d is None else d for d in first.shape[:2])
+                              + first.shape[2:], first.dtype)
+        self.preprocessing = preprocessing
+
+    def decode(self, path: str | Path) -> Decoded:
+        try:
+            return str(path), prepare_input(self.spec, InputSource(IMAGE), load_image(path), self.preprocessing,
+                                            for_display=False).array
+        except (ImageError, ValueError, OSError) as error:
+            return str(path), str(error)
+
+
 class BatchRunner:
     """Decodes images into the model's first input (other inputs get zeros) and runs the extractor's first
     output over a batch, pooled as asked."""
@@ -51,19 +68,11 @@ class BatchRunner:
                  pool: str = "none") -> None:
         if pool not in POOLS:
             raise ValueError(f"unknown pooling {pool!r}: choose {', '.join(POOLS)}")
-        first = specs[0]
-        self.spec = InputSpec(first.name, tuple(FREE_SIZE if d is None else d for d in first.shape[:2])
-                              + first.shape[2:], first.dtype)
-        self.extractor, self.preprocessing, self.pool = extractor, preprocessing, pool
+        self.decoder = ImageDecoder(specs, preprocessing)
+        self.spec, self.decode = self.decoder.spec, self.decoder.decode
+        self.extractor, self.pool = extractor, pool
         self.extras = {spec.name: prepare_input(spec, InputSource(ZEROS), None, preprocessing).array
                        for spec in specs[1:]}
-
-    def decode(self, path: str | Path) -> Decoded:
-        try:
-            return str(path), prepare_input(self.spec, InputSource(IMAGE), load_image(path), self.preprocessing,
-                                            for_display=False).array
-        except (ImageError, ValueError, OSError) as error:
-            return str(path), str(error)
 
     def output_shape(self) -> tuple[int, ...]:
         """One image's features as run() gives them (computed on a blank input)."""
