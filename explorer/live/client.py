@@ -24,8 +24,10 @@ import numpy as np
 from explorer.live.protocol import (
     BuildFromCode,
     Compute,
+    ExplainRequest,
     ExportRequest,
     Failed,
+    LayerNumbersRequest,
     LoadModel,
     Shutdown,
     Status,
@@ -154,6 +156,16 @@ class LiveTier:
 
     def save_as_keras3(self, path: str, inputs: dict[str, np.ndarray]) -> int:
         return self._send(UpgradeRequest(next(self._ids), str(path), inputs))
+
+    def explain(self, method: str, layer: str | None, call_site: tuple[int, ...], class_index: int | None,
+                inputs: dict[str, np.ndarray], baseline: np.ndarray | None = None, steps: int = 64,
+                samples: int = 25) -> int:
+        return self._send(ExplainRequest(next(self._ids), method, layer, tuple(call_site), class_index, inputs,
+                                         baseline, steps, samples))
+
+    def layer_numbers(self, measure: str, inputs: dict[str, np.ndarray], second: dict[str, np.ndarray] | None = None,
+                      other: str | None = None) -> int:
+        return self._send(LayerNumbersRequest(next(self._ids), measure, inputs, second, other))
 
     def _send(self, message: Any) -> int:
         with self._lock:

@@ -81,6 +81,64 @@ class UpgradeRequest:
 
 
 @dataclass(frozen=True)
+class ExplainRequest:
+    """An attribution map (explorer.runtime.attribution) of ``class_index`` (None: the top-1) on ``inputs``;
+    ``layer`` for Grad-CAM (None: the last spatial layer); ``baseline`` for Integrated Gradients."""
+
+    request: int
+    method: str
+    layer: str | None
+    call_site: tuple[int, ...]
+    class_index: int | None
+    inputs: dict[str, np.ndarray] = field(compare=False)
+    baseline: np.ndarray | None = field(default=None, compare=False)
+    steps: int = 64
+    samples: int = 25
+
+
+@dataclass(frozen=True)
+class Explained:
+    request: int
+    method: str
+    layer: str | None  # the layer Grad-CAM used
+    class_index: int
+    score: float
+    map: np.ndarray = field(compare=False)
+    scores: tuple[float, ...] = ()  # every class's score (for the class list)
+    baseline_score: float | None = None
+    seconds: float = 0.0
+
+
+class LayerMeasure:
+    """What LayerNumbersRequest colours the graph by: one number per layer and call site."""
+
+    MEAN, DEAD, SIMILARITY, WEIGHT_NORM = "activation mean", "dead channels", "A/B similarity", "weight norm"
+    CHECKPOINT, WEIGHT_CHANGE = "checkpoint difference", "checkpoint weight change"  # against ``other``
+    ALL = (MEAN, DEAD, SIMILARITY, CHECKPOINT, WEIGHT_CHANGE, WEIGHT_NORM)
+    BY_LAYER = (WEIGHT_NORM, WEIGHT_CHANGE)  # one number per layer: keyed with the call site ()
+
+
+@dataclass(frozen=True)
+class LayerNumbersRequest:
+    """One pass through the model for ``measure`` on ``inputs`` (``second`` for A/B similarity, ``other`` the
+    second checkpoint's file for a checkpoint difference)."""
+
+    request: int
+    measure: str
+    inputs: dict[str, np.ndarray] = field(compare=False)
+    second: dict[str, np.ndarray] | None = field(default=None, compare=False)
+    other: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerNumbers:
+    request: int
+    measure: str
+    values: dict[tuple[str, tuple[int, ...]], float] = field(compare=False)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class Exported:
     request: int
     report: ExportReport

@@ -7,6 +7,7 @@ only computes the last one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import threading
 import time
@@ -18,9 +19,12 @@ from typing import Any
 from explorer.live.protocol import (
     Activation,
     Compute,
+    ExplainRequest,
     Exported,
     ExportRequest,
     Failed,
+    LayerNumbers,
+    LayerNumbersRequest,
     Loaded,
     LoadModel,
     Shutdown,
@@ -34,6 +38,7 @@ from explorer.runtime.export import export_live
 from explorer.runtime.extraction import extract
 from explorer.runtime.guard import private_home
 from explorer.runtime.keras3_file import save_as_keras3
+from explorer.runtime.layer_numbers import LayerNumbersSource
 from explorer.runtime.loading import LiveModel, open_model, read_file_graph
 
 
@@ -88,6 +93,7 @@ class _Session:
         self.trusted = False
         self.custom_objects: str | None = None  # the verification process of an export runs it too
         self.extractors: dict[tuple[str, tuple[int, ...]], Any] = {}
+        self.numbers = LayerNumbersSource()  # the flat model and a second checkpoint, kept between requests
 
     def handle(self, message: Any) -> None:
         try:
@@ -101,6 +107,10 @@ class _Session:
                 self._export(message)
             elif isinstance(message, UpgradeRequest):
                 self._save_as_keras3(message)
+            elif isinstance(message, ExplainRequest):
+                self._explain(message)
+            elif isinstance(message, LayerNumbersRequest):
+                self._layer_numbers(message)
             else:
                 self.send(Failed(getattr(message, "request", 0), f"unknown request {type(message).__name__}"))
         except Exception as error:  # a model or layer failing must not end the worker
@@ -110,6 +120,7 @@ class _Session:
 
     def _load(self, message: LoadModel) -> None:
         self.live, self.extractors, self.path, self.trusted = None, {}, message.path, message.trusted
+        self.numbers = LayerNumbersSource()
         self.custom_objects = message.custom_objects
         self.send(Status(WorkerState.LOADING, message.path))
         live = open_model(message.path, message.trusted, message.custom_objects, build=message.build)
@@ -139,4 +150,18 @@ class _Session:
         report = save_as_keras3(self.path, read_file_graph(self.path), message.path, message.inputs, self.trusted,
                                 self.live)
         self.send(Exported(message.request, report))
+        self.send(Status(WorkerState.READY, self.live.model.name))
+
+    def _explain(self, message: ExplainRequest) -> None:
+        self.send(Status(WorkerState.COMPUTING, f"{message.method} attribution"))
+        started = time.perf_counter()
+        explained = self.numbers.explain(self.live, message)
+        self.send(dataclasses.replace(explained, request=message.request, seconds=time.perf_counter() - started))
+        self.send(Status(WorkerState.READY, self.live.model.name))
+
+    def _layer_numbers(self, message: LayerNumbersRequest) -> None:
+        self.send(Status(WorkerState.COMPUTING, message.measure))
+        started = time.perf_counter()
+        values = self.numbers.measure(self.live, message, self.path, self.trusted, self.custom_objects)
+        self.send(LayerNumbers(message.request, message.measure, values, time.perf_counter() - started))
         self.send(Status(WorkerState.READY, self.live.model.name))

@@ -8,7 +8,18 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from explorer.live.client import LiveTier, WorkerLost
-from explorer.live.protocol import Activation, BuildFromCode, Exported, Failed, Loaded, Status, Traced, WorkerState
+from explorer.live.protocol import (
+    Activation,
+    BuildFromCode,
+    Explained,
+    Exported,
+    Failed,
+    LayerNumbers,
+    Loaded,
+    Status,
+    Traced,
+    WorkerState,
+)
 from explorer.runtime.worker import worker_main
 
 
@@ -20,6 +31,8 @@ class LiveClient(QObject):
     worker_lost = Signal(str)
     export_done = Signal(object)  # Exported
     traced = Signal(object)  # Traced: the structure recovered from a subclassed model
+    explained = Signal(object)  # Explained: an attribution map
+    layer_numbers_ready = Signal(object)  # LayerNumbers: one number per layer, for the graph overlay
 
     def __init__(self, parent: QObject | None = None, **tier_options: Any) -> None:
         super().__init__(parent)
@@ -35,6 +48,14 @@ class LiveClient(QObject):
     def load(self, path: str, trusted: bool = False, custom_objects: str | None = None,
              build: BuildFromCode | None = None) -> int:
         return self.tier.load(path, trusted, custom_objects, build)
+
+    def explain(self, method: str, layer: str | None, call_site: tuple[int, ...], class_index: int | None,
+                inputs: dict[str, np.ndarray], baseline: np.ndarray | None = None, steps: int = 64) -> int:
+        return self.tier.explain(method, layer, call_site, class_index, inputs, baseline, steps)
+
+    def layer_numbers(self, measure: str, inputs: dict[str, np.ndarray], second: dict[str, np.ndarray] | None = None,
+                      other: str | None = None) -> int:
+        return self.tier.layer_numbers(measure, inputs, second, other)
 
     def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:
         return self.tier.compute(layer, call_site, inputs)
@@ -66,5 +87,9 @@ class LiveClient(QObject):
             self.traced.emit(event)
         elif isinstance(event, Exported):
             self.export_done.emit(event)
+        elif isinstance(event, Explained):
+            self.explained.emit(event)
+        elif isinstance(event, LayerNumbers):
+            self.layer_numbers_ready.emit(event)
         elif isinstance(event, WorkerLost):
             self.worker_lost.emit(event.reason)

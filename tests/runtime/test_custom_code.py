@@ -12,12 +12,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import queue
 import runpy
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +34,7 @@ from explorer.runtime.export import KERAS, export_extractor
 from explorer.runtime.extraction import extract
 from explorer.runtime.loading import LiveModel, load_model, open_model
 from explorer.runtime.worker import worker_main
+from tests.support.worker_events import WorkerEvents
 
 ROOT = Path(__file__).resolve().parents[2]
 VIT_DEFS = (Path(__file__).parent / "vit_defs.py").resolve()
@@ -166,30 +164,11 @@ def test_cli_export_after_registered_custom_layers_is_verified(saved, cli_runs):
                       f"exported {layer}")
 
 
-class _Events:
-    def __init__(self) -> None:
-        self.queue: queue.Queue[Any] = queue.Queue()
-
-    def __call__(self, event: Any) -> None:
-        self.queue.put(event)
-
-    def wait_for(self, predicate: Callable[[Any], bool], what: str) -> Any:
-        deadline = time.monotonic() + WORKER_TIMEOUT_S
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                event = self.queue.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if predicate(event):
-                return event
-        raise AssertionError(f"no {what} within {WORKER_TIMEOUT_S:.0f} s")
-
-
 def test_window_export_after_registered_custom_layers_is_verified(saved, tmp_path):
     """The window's path: a real worker loads the ViT with its custom-objects file, then exports; the
     verification process it starts gets the same file."""
     item = saved["vit"]
-    events = _Events()
+    events = WorkerEvents()
     tier = LiveTier(events, worker_main)
     tier.start()
     try:
