@@ -33,6 +33,7 @@ class Attribution:
     map: np.ndarray  # (H, W): the layer's resolution for Grad-CAM, the input's for the gradient methods
     layer: str | None = None
     baseline_score: float | None = None  # Integrated Gradients: the score of the baseline
+    scores: tuple[float, ...] = ()  # every class's score on the input
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Scorer:
             raise RuntimeFailure("attribution needs a model with one input")
         self.head, source = _score_source(model, flat)
         self.layer = layer
+        self.to_layer = self.from_layer = None
         outputs = [source]
         if layer is not None:
             (tensor, *_rest) = flat.of(layer, call_site or (0,) * len(layer.split("/")))
@@ -61,6 +63,13 @@ class Scorer:
                 raise RuntimeFailure(f"Grad-CAM needs a layer with a spatial output (H, W, channels); {layer} "
                                      f"gives {tuple(tensor.shape)[1:]}")
             outputs.insert(0, tensor)
+            # Two halves when the score depends on the layer alone: the gradient tape then records only the
+            # part after the layer (recording the whole network doubles a ResNet50's forward time).
+            self.to_layer = keras.Model(flat.inputs[0], tensor)
+            try:
+                self.from_layer = keras.Model(tensor, source)
+            except ValueError:  # a skip connection around the layer: record the whole pass
+                self.from_layer = None
         self.cut = keras.Model(flat.inputs[0], outputs)
 
     def scores(self, outputs: Any) -> Any:
@@ -117,37 +126,54 @@ def explain(scorer: Scorer, x: np.ndarray, method: str, class_index: int | None 
     if method not in METHODS:
         raise RuntimeFailure(f"unknown method {method!r}: choose {', '.join(METHODS)}")
     batch = tf.constant(np.asarray(x, np.float32)[None])
-    scores = np.asarray(scorer.scores(scorer.cut(batch, training=False)))[0]
-    chosen = int(np.argmax(scores)) if class_index is None else int(class_index)
-    if not 0 <= chosen < len(scores):
-        raise RuntimeFailure(f"class {chosen} is not among the model's {len(scores)} classes")
-    score = float(scores[chosen])
     if method in LAYER_METHODS:
-        if len(scorer.cut.outputs) < 2:
+        if scorer.layer is None:
             raise RuntimeFailure(f"{method} needs a layer: choose a convolutional layer")
-        heatmap = _gradcam(scorer, batch, chosen, plus=method == GRADCAM_PP)
-        return Attribution(method, chosen, score, heatmap, scorer.layer)
+        heatmap, scores, chosen = _gradcam(scorer, batch, class_index, plus=method == GRADCAM_PP)
+        return Attribution(method, chosen, float(scores[chosen]), heatmap, scorer.layer, scores=tuple(scores))
+    scores = np.asarray(scorer.scores(scorer.cut(batch, training=False)))[0]
+    chosen = _chosen(scores, class_index)
+    score, every = float(scores[chosen]), tuple(float(v) for v in scores)
     if method == SALIENCY:
-        return Attribution(method, chosen, score, _saliency(scorer, batch, chosen))
+        return Attribution(method, chosen, score, _saliency(scorer, batch, chosen), scores=every)
     if method == SMOOTHGRAD:
         rng = np.random.default_rng(settings.seed)
         sigma = settings.noise * float(np.max(x) - np.min(x))
         noisy = [np.asarray(x, np.float32) + rng.normal(0, sigma, x.shape).astype(np.float32)
                  for _ in range(settings.samples)]
         maps = [_saliency(scorer, tf.constant(sample[None]), chosen) for sample in noisy]
-        return Attribution(method, chosen, score, np.mean(maps, axis=0))
+        return Attribution(method, chosen, score, np.mean(maps, axis=0), scores=every)
     base = np.zeros_like(x, np.float32) if baseline is None else np.asarray(baseline, np.float32)
     attributions, base_score = _integrated_gradients(scorer, np.asarray(x, np.float32), base, chosen,
                                                      settings.steps)
-    return Attribution(method, chosen, score, attributions.sum(axis=-1), baseline_score=base_score)
+    return Attribution(method, chosen, score, attributions.sum(axis=-1), baseline_score=base_score, scores=every)
 
 
-def _gradcam(scorer: Scorer, batch: Any, chosen: int, plus: bool) -> np.ndarray:
+def _chosen(scores: np.ndarray, class_index: int | None) -> int:
+    chosen = int(np.argmax(scores)) if class_index is None else int(class_index)
+    if not 0 <= chosen < len(scores):
+        raise RuntimeFailure(f"class {chosen} is not among the model's {len(scores)} classes")
+    return chosen
+
+
+def _gradcam(scorer: Scorer, batch: Any, class_index: int | None,
+             plus: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """(the heatmap, every class's score, the class explained)."""
     import tensorflow as tf
 
-    with tf.GradientTape() as tape:
-        maps, *rest = scorer.cut(batch, training=False)
-        score = scorer.scores(rest)[:, chosen]
+    if scorer.from_layer is not None:
+        maps = scorer.to_layer(batch, training=False)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(maps)
+            scores = scorer.scores(scorer.from_layer(maps, training=False))
+            chosen = _chosen(np.asarray(scores)[0], class_index)
+            score = scores[:, chosen]
+    else:
+        with tf.GradientTape() as tape:
+            maps, *rest = scorer.cut(batch, training=False)
+            scores = scorer.scores(rest)
+            chosen = _chosen(np.asarray(scores)[0], class_index)
+            score = scores[:, chosen]
     grads = tape.gradient(score, maps)
     if grads is None:
         raise RuntimeFailure("the class score does not depend on this layer")
@@ -162,7 +188,7 @@ def _gradcam(scorer: Scorer, batch: Any, chosen: int, plus: bool) -> np.ndarray:
     heatmap = tf.squeeze(maps[0] @ weights[..., tf.newaxis])
     heatmap = np.maximum(np.asarray(heatmap), 0)
     peak = float(np.max(heatmap))
-    return heatmap / peak if peak > 0 else heatmap
+    return (heatmap / peak if peak > 0 else heatmap), np.asarray(scores)[0], chosen
 
 
 def _gradients(scorer: Scorer, batch: Any, chosen: int) -> tuple[np.ndarray, np.ndarray]:

@@ -35,10 +35,8 @@ class LayerNumbersSource:
         scorer = self.scorers[key]
         result = explain(scorer, x, message.method, message.class_index, message.baseline,
                          Settings(steps=message.steps, samples=message.samples))
-        scores = tuple(float(v) for v in np.asarray(scorer.scores(scorer.cut(np.asarray(x, np.float32)[None],
-                                                                              training=False)))[0])
         return Explained(message.request, result.method, result.layer, result.class_index, result.score,
-                         result.map, scores, result.baseline_score)
+                         result.map, result.scores, result.baseline_score)
 
     def measure(self, live: LiveModel, message: LayerNumbersRequest, path: str, trust: bool,
                 custom_objects: str | None) -> dict[LayerKey, float]:

@@ -40,6 +40,9 @@ COMMANDS = (
                 "(for classes Keras cannot rebuild, and weights-only files; needs trust)"),
     Command("export_extractor", "Export &Feature Extractor…", "Ctrl+Shift+S",
             "Save the selected layers as a verified .keras or SavedModel feature extractor"),
+    Command("features_on_folder", "Run Features on a Fol&der…",
+            tip="Compute the selected layer on every image of a folder and save the features (Parquet or .npz), "
+                "in the background"),
     Command("save_as_keras3", "Save as &Keras 3…", tip="Write the whole model as a Keras 3 .keras file (Keras 2 "
             "files rebuilt in Keras 3), verified against the original on the current input"),
     Command("copy_python", "&Copy as Python", "Ctrl+Shift+C", "Copy code that rebuilds the extractor for the "
@@ -62,8 +65,8 @@ COMMANDS = (
     Command("about", "&About Keras Explorer", tip="Versions of Keras Explorer, Keras, TensorFlow and Qt"),
 )
 FILE_MENU = ("open", "open_weights", "open_image", "custom_objects", "build_from_code", "|recent", "-",
-             "export_extractor", "save_as_keras3", "copy_python", "export_svg", "export_png", "export_activations_png",
-             "export_activations_npy", "-", "quit")
+             "export_extractor", "features_on_folder", "save_as_keras3", "copy_python", "export_svg", "export_png",
+             "export_activations_png", "export_activations_npy", "-", "quit")
 VIEW_MENU = ("find", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all")
 SETTINGS_MENU = ("cache_budget",)
 HELP_MENU = ("shortcuts", "open_log_folder", "about")

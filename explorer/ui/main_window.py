@@ -6,7 +6,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explorer.inputs.images import IMAGE_SUFFIXES
 from explorer.live.protocol import BuildFromCode
@@ -20,6 +29,7 @@ from explorer.ui.canvas.canvas import GraphCanvas
 from explorer.ui.canvas.items import category_legend
 from explorer.ui.canvas.view import GraphView
 from explorer.ui.exports import Exports
+from explorer.ui.folder_features import FeatureJob, FolderFeaturesDialog
 from explorer.ui.help_dialogs import show_about, show_shortcuts
 from explorer.ui.live_client import LiveClient
 from explorer.ui.panels.find_bar import FindBar
@@ -74,6 +84,7 @@ class MainWindow(QMainWindow):
         self.activations = ActivationsPanel(session, self.live)
         self.findings = FindingsList()
         self.exports = Exports(session, self.live, self.activations.view, self)
+        self.features_job: FeatureJob | None = None  # the latest Run Features on a Folder… run
         self.activations_dock = self._dock("Activations", self.activations, Qt.DockWidgetArea.RightDockWidgetArea)
         self.findings_dock = self._dock("Findings", self.findings, Qt.DockWidgetArea.RightDockWidgetArea)
         self.findings_dock.hide()
@@ -110,7 +121,8 @@ class MainWindow(QMainWindow):
         return {
             "open": self.choose_model, "open_weights": self.choose_weights, "open_image": self.choose_image,
             "custom_objects": self.choose_custom_objects, "build_from_code": self.choose_build_from_code,
-            "export_extractor": exports.export_extractor, "save_as_keras3": exports.save_as_keras3,
+            "export_extractor": exports.export_extractor, "features_on_folder": self.run_features_on_folder,
+            "save_as_keras3": exports.save_as_keras3,
             "copy_python": exports.copy_python,
             "export_activations_png": lambda: exports.export_activations("png"),
             "export_activations_npy": lambda: exports.export_activations("npy"),
@@ -230,6 +242,33 @@ class MainWindow(QMainWindow):
                                                                   load=False)):
             session.set_custom_objects(path, build)
 
+    # -- batch features
+    def run_features_on_folder(self) -> FeatureJob | None:
+        """Ask for a folder of images and compute the selected layer on all of them in the background."""
+        session = self.session
+        if session.layer is None or session.path is None:
+            session.fail("Select a layer first")
+            return None
+        if session.refusal:
+            session.fail(session.refusal)
+            return None
+        if session.refused:
+            session.fail("The safety check found code in this file: trust it before running it on a folder")
+            return None
+        if self.features_job is not None and self.features_job.running:
+            session.fail("A features run is under way: cancel it first")
+            return None
+        dialog = FolderFeaturesDialog(session, self.activations.inputs.preprocessing().preset, self)
+        accepted, run = dialog.exec() == QDialog.DialogCode.Accepted, dialog.folder_run()
+        dialog.deleteLater()
+        if not accepted:
+            return None
+        if self.features_job is not None:
+            self.features_job.deleteLater()
+        self.features_job = FeatureJob(session, self)
+        self.features_job.start(run)
+        return self.features_job
+
     # -- settings, help
     def choose_cache_budget(self) -> None:
         current = self.activations.cache_budget >> 20
@@ -275,6 +314,8 @@ class MainWindow(QMainWindow):
         self.settings.set(GEOMETRY, self.saveGeometry())
         self.settings.set(WINDOW_STATE, self.saveState())
         self.canvas.shutdown()
+        if self.features_job is not None:
+            self.features_job.shutdown()
         self.session.close()
         self.live.stop()
         super().closeEvent(event)
