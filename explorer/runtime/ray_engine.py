@@ -39,6 +39,10 @@ from explorer.runtime.feature_store import (
 from explorer.runtime.features import BatchRunner, FeatureBatch
 
 IMAGES_PER_BLOCK = 256  # one output file per block; each block's images flow through the stages together
+# Two batches in each actor at once: one decodes (Pillow releases the GIL) while the other runs the model
+# (TensorFlow releases it too), as the local engine overlaps them with its decoding threads.
+CALLS_PER_ACTOR = 2
+ACTORS_START_TIMEOUT_S = 600
 REASON, NODE = "reason", "node"  # columns from the workers to the sink, not written: why a file was skipped; where
 
 
@@ -76,12 +80,16 @@ def run_features_on_ray(extractor_file: Path, files: list[Path], out: Path, job:
         nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
         workers = workers or nodes  # one extractor per machine: TensorFlow uses all of its cores
         model = ray.put(extractor_file.read_bytes())
-        # Enough blocks to keep every worker busy, at most IMAGES_PER_BLOCK images each.
-        blocks = max(1, -(-len(files) // IMAGES_PER_BLOCK), min(len(files), 2 * workers))
+        # Enough blocks to keep every worker's calls busy, at most IMAGES_PER_BLOCK images each.
+        blocks = max(1, -(-len(files) // IMAGES_PER_BLOCK), min(len(files), 2 * workers * CALLS_PER_ACTOR))
+        # Hand out blocks once every worker is up: the first to load its model would otherwise take them all
+        # on a small job; a cluster without room for them fails with Ray's "Timed out while starting actors".
+        ray.data.DataContext.get_current().wait_for_min_actors_s = ACTORS_START_TIMEOUT_S
         dataset = ray.data.from_items([{"path": str(path)} for path in files], override_num_blocks=blocks)
         features = dataset.map_batches(
             _Extractor, fn_constructor_args=([model], job), batch_size=batch_size, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=workers))
+            compute=ray.data.ActorPoolStrategy(size=workers, max_concurrent_calls_per_actor=CALLS_PER_ACTOR,
+                                               enable_true_multi_threading=True))
         if output_kind(out) != FOLDER:
             written, skipped, computing = _stream_to_file(features, out, job)
             return RayResult(written, skipped, workers, nodes, computing)
@@ -137,6 +145,7 @@ class _Extractor:
         # model the driver checked; safe mode stays on unless the user trusted the source.
         extractor = keras.saving.load_model(path, custom_objects=objects, compile=False, safe_mode=not job.trust)
         self.runner = BatchRunner(extractor, list(job.specs), job.preprocessing, job.pool)
+        self.runner.output_shape()  # builds the predict function once, before two calls can race to build it
         self.job = job
         self.node = ray.get_runtime_context().get_node_id()
 

@@ -35,6 +35,7 @@ LAYER = "res_stage1/res_stage1_block_b"  # inside a nested model: (32, 32, 32) m
 SHAPE = (32, 32, 32)
 CLI_TIMEOUT_S = 300
 TOLERANCE = 1e-6
+COUNT_TO_KILL = 480
 
 pytestmark = pytest.mark.skipif(not DEMO.exists(), reason="the bundled demo is missing")
 
@@ -211,10 +212,11 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_image_appears_once(work):
     folder = work / "many"
     folder.mkdir()
     source = Image.open(IMAGES / "brick.png").convert("RGB")
-    for index in range(240):
-        source.rotate(index * 1.5).save(folder / f"{index:03d}.png")
+    for index in range(COUNT_TO_KILL):
+        source.rotate(index * 0.75).save(folder / f"{index:03d}.png")
     before = _worker_pids()
-    process = _start(_features(work, "killed/", "--engine", "ray", "--batch-size", "2", images="many"), work)
+    # One image per call: the run lasts a few seconds after its first part is written, time to kill a worker.
+    process = _start(_features(work, "killed/", "--engine", "ray", "--batch-size", "1", images="many"), work)
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.append(process.stderr.read()), daemon=True)
     reader.start()
@@ -228,9 +230,9 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_image_appears_once(work):
     stdout = process.stdout.read()
     process.wait(CLI_TIMEOUT_S)
     reader.join(10)
-    assert killed is not None, "the run ended before a worker could be killed"
+    assert killed is not None, f"the run ended before a worker could be killed: {stdout}"
     assert process.returncode == 0, output[-1][-3000:] if output else ""
-    assert "240 images" in stdout and "0 skipped" in stdout, stdout
+    assert f"{COUNT_TO_KILL} images" in stdout and "0 skipped" in stdout, stdout
     rows = _rows(work / "killed")
     assert rows.keys() == {str(p.resolve()) for p in folder.glob("*.png")}
 
