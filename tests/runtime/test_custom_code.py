@@ -7,6 +7,7 @@ saved here by Keras; every output is compared with the original model run direct
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -15,6 +16,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import runpy
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,80 +329,67 @@ def test_cli_features_and_export_of_a_subclassed_weights_file_built_from_code(sa
     assert exported.returncode == 0 and "verified" in exported.stdout, exported.stderr[-2000:]
 
 
-def test_window_builds_a_model_keras_cannot_rebuild_from_code(qtbot, saved, tmp_path, monkeypatch):
-    """File > Build Model from Code…: the Python file, the constructor call, trust; the live tier builds the model,
-    loads the file's weights into it, traces it, and a layer computes what the original model computed."""
-    import keras
+@contextlib.contextmanager
+def _built_in_window(qtbot, monkeypatch, tmp_path: Path, path: Path, answers: list[str]) -> Iterator[tuple]:
+    """A real window with a live tier on ``path``, File > Build Model from Code… answered with the custom-objects
+    file, then ``answers`` to its questions, and trust; yields (window, the questions asked) once traced."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
     from explorer.ui.main_window import MainWindow
 
-    item = saved["rigid"]
     window = MainWindow(QSettings(str(tmp_path / "explorer.ini"), QSettings.Format.IniFormat), start_live=True)
     qtbot.addWidget(window)
+    given, asked = iter(answers), []
+
+    def answer(_parent, _title, label, *_args, **_kwargs):
+        asked.append(label)
+        return next(given), True
+
     try:
         window.show()
         qtbot.waitExposed(window)
         with qtbot.waitSignal(window.graph_drawn, timeout=20_000):
-            window.open_model(item.path)
-        monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *_a, **_k: (str(DEFS), "")))
-        monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *_a, **_k: ("Rigid(units=3)", True)))
-        monkeypatch.setattr(QMessageBox, "exec", lambda _box: QMessageBox.StandardButton.Yes)
-        with qtbot.waitSignal(window.live.traced, timeout=120_000):
-            window.actions_by_name["build_from_code"].trigger()
-        assert window.session.build == BuildFromCode("Rigid(units=3)")
-        qtbot.waitUntil(lambda: "dense" in window.graph_view.items_by_path and bool(window.session.inputs),
-                        timeout=30_000)
-        with qtbot.waitSignal(window.activations.shown, timeout=60_000, check_params_cb=lambda p: p == "dense"):
-            window.session.select("dense")
-        fed = next(iter(window.session.inputs.values())).array[None].astype(np.float32)
-        expected = np.asarray(item.model.dense(keras.ops.convert_to_tensor(fed)))[0]
-        assert np.allclose(window.activations.outputs[0], expected, atol=1e-5)
-    finally:
-        window.close()
-
-
-def test_window_builds_a_subclassed_weights_file_on_the_input_shape_it_asks_for(qtbot, saved, tmp_path, monkeypatch):
-    """A weights-only file records no input shape: after the constructor call the window asks for one."""
-    import keras
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
-
-    from explorer.ui.main_window import MainWindow
-
-    item = saved["tiny_weights"]
-    window = MainWindow(QSettings(str(tmp_path / "explorer.ini"), QSettings.Format.IniFormat), start_live=True)
-    qtbot.addWidget(window)
-    try:
-        window.show()
-        qtbot.waitExposed(window)
-        with qtbot.waitSignal(window.graph_drawn, timeout=20_000):
-            window.open_model(item.path)
-        answers = iter([("TinyConv(4)", True), ("8, 8, 3", True)])
-        asked: list[str] = []
-
-        def answer(_parent, _title, label, *_args, **_kwargs):
-            asked.append(label)
-            return next(answers)
-
+            window.open_model(path)
         monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *_a, **_k: (str(DEFS), "")))
         monkeypatch.setattr(QInputDialog, "getText", staticmethod(answer))
         monkeypatch.setattr(QMessageBox, "exec", lambda _box: QMessageBox.StandardButton.Yes)
         with qtbot.waitSignal(window.live.traced, timeout=120_000):
             window.actions_by_name["build_from_code"].trigger()
+        yield window, asked
+    finally:
+        window.close()
+
+
+def _shown(qtbot, window, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the layer's output the window shows, the input it was computed on with its batch axis)."""
+    qtbot.waitUntil(lambda: layer in window.graph_view.items_by_path and bool(window.session.inputs),
+                    timeout=30_000)
+    with qtbot.waitSignal(window.activations.shown, timeout=60_000, check_params_cb=lambda p: p == layer):
+        window.session.select(layer)
+    fed = next(iter(window.session.inputs.values())).array[None].astype(np.float32)
+    return window.activations.outputs[0], fed
+
+
+def test_window_builds_a_model_keras_cannot_rebuild_from_code(qtbot, saved, tmp_path, monkeypatch):
+    """File > Build Model from Code…: the Python file, the constructor call, trust; the live tier builds the model,
+    loads the file's weights into it, traces it, and a layer computes what the original model computed."""
+    item = saved["rigid"]
+    with _built_in_window(qtbot, monkeypatch, tmp_path, item.path, ["Rigid(units=3)"]) as (window, _asked):
+        assert window.session.build == BuildFromCode("Rigid(units=3)")
+        shown, fed = _shown(qtbot, window, "dense")
+        assert np.allclose(shown, np.asarray(item.model.dense(fed))[0], atol=1e-5)
+
+
+def test_window_builds_a_subclassed_weights_file_on_the_input_shape_it_asks_for(qtbot, saved, tmp_path, monkeypatch):
+    """A weights-only file records no input shape: after the constructor call the window asks for one."""
+    item = saved["tiny_weights"]
+    with _built_in_window(qtbot, monkeypatch, tmp_path, item.path, ["TinyConv(4)", "8, 8, 3"]) as (window, asked):
         assert len(asked) == 2 and "Input shape" in asked[1]
         assert window.session.build == TINY_BUILD
         assert window.session.set_image(ROOT / "resources" / "images" / "brick.png")
-        qtbot.waitUntil(lambda: "conv" in window.graph_view.items_by_path and bool(window.session.inputs),
-                        timeout=30_000)
-        with qtbot.waitSignal(window.activations.shown, timeout=60_000, check_params_cb=lambda p: p == "conv"):
-            window.session.select("conv")
-        fed = next(iter(window.session.inputs.values())).array[None].astype(np.float32)
-        expected = np.asarray(item.model.conv(keras.ops.convert_to_tensor(fed)))[0]
-        assert np.allclose(window.activations.outputs[0], expected, atol=1e-4)
-    finally:
-        window.close()
+        shown, fed = _shown(qtbot, window, "conv")
+        assert np.allclose(shown, np.asarray(item.model.conv(fed))[0], atol=1e-4)
 
 
 def test_window_refuses_a_shape_it_cannot_read_in_one_line(qtbot, saved, tmp_path):
