@@ -164,8 +164,8 @@ class LiveTier:
                                          baseline, steps, samples))
 
     def layer_numbers(self, measure: str, inputs: dict[str, np.ndarray], second: dict[str, np.ndarray] | None = None,
-                      other: str | None = None) -> int:
-        return self._send(LayerNumbersRequest(next(self._ids), measure, inputs, second, other))
+                      other: str | None = None, other_trusted: bool = False) -> int:
+        return self._send(LayerNumbersRequest(next(self._ids), measure, inputs, second, other, other_trusted))
 
     def _send(self, message: Any) -> int:
         with self._lock:

@@ -128,6 +128,7 @@ class LayerNumbersRequest:
     inputs: dict[str, np.ndarray] = field(compare=False)
     second: dict[str, np.ndarray] | None = field(default=None, compare=False)
     other: str | None = None
+    other_trusted: bool = False  # the user consented to the code the second checkpoint names
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class LayerNumbersSource:
         return Explained(message.request, result.method, result.layer, result.class_index, result.score,
                          result.map, result.scores, result.baseline_score)
 
-    def measure(self, live: LiveModel, message: LayerNumbersRequest, path: str, trust: bool,
+    def measure(self, live: LiveModel, message: LayerNumbersRequest, path: str,
                 custom_objects: str | None) -> dict[LayerKey, float]:
         model = _graph_model(live)
         x = _single(message.inputs)
@@ -55,14 +55,15 @@ class LayerNumbersSource:
                                                   for w in layer.weights)))
                     for name, layer in leaf_layers(model) if layer.weights}
         if message.measure in (LayerMeasure.CHECKPOINT, LayerMeasure.WEIGHT_CHANGE):
-            other = self._checkpoint(message.other, path, trust, custom_objects)
+            other = self._checkpoint(message.other, path, message.other_trusted, custom_objects)
             if message.measure == LayerMeasure.WEIGHT_CHANGE:
                 return {(name, ()): value for name, value in weight_change(model, other).items()}
             return activation_difference(model, other, x)
         raise RuntimeFailure(f"unknown measure {message.measure!r}")
 
     def _checkpoint(self, other: str | None, path: str, trust: bool, custom_objects: str | None) -> Any:
-        """The second checkpoint, refused (from the files alone) unless it is the same architecture."""
+        """The second checkpoint, refused (from the files alone) unless it is the same architecture; loaded with
+        the trust the user gave that file."""
         if not other:
             raise RuntimeFailure("choose the second checkpoint first (File > Compare With…)")
         if self.other is None or self.other[0] != other:

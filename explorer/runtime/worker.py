@@ -162,6 +162,6 @@ class _Session:
     def _layer_numbers(self, message: LayerNumbersRequest) -> None:
         self.send(Status(WorkerState.COMPUTING, message.measure))
         started = time.perf_counter()
-        values = self.numbers.measure(self.live, message, self.path, self.trusted, self.custom_objects)
+        values = self.numbers.measure(self.live, message, self.path, self.custom_objects)
         self.send(LayerNumbers(message.request, message.measure, values, time.perf_counter() - started))
         self.send(Status(WorkerState.READY, self.live.model.name))

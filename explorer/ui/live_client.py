@@ -54,8 +54,8 @@ class LiveClient(QObject):
         return self.tier.explain(method, layer, call_site, class_index, inputs, baseline, steps)
 
     def layer_numbers(self, measure: str, inputs: dict[str, np.ndarray], second: dict[str, np.ndarray] | None = None,
-                      other: str | None = None) -> int:
-        return self.tier.layer_numbers(measure, inputs, second, other)
+                      other: str | None = None, other_trusted: bool = False) -> int:
+        return self.tier.layer_numbers(measure, inputs, second, other, other_trusted)
 
     def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:
         return self.tier.compute(layer, call_site, inputs)

@@ -20,6 +20,7 @@ from explorer.runtime.attribution import Scorer, explain
 from explorer.runtime.layer_stats import ab_similarity, layer_statistics
 from explorer.runtime.loading import open_model
 from explorer.runtime.worker import worker_main
+from tests.support.flagged import flagged_demo
 from tests.support.worker_events import WorkerEvents
 
 DEMO = demo_model().resolve()
@@ -97,3 +98,15 @@ def test_a_second_checkpoint_of_another_architecture_is_refused(worker, inputs, 
     request = tier.layer_numbers(LayerMeasure.CHECKPOINT, {"image": inputs[0]}, other=str(tmp_path / "other.keras"))
     failed = events.wait_for(lambda e: isinstance(e, Failed) and e.request == request, "refusal")
     assert "not one architecture" in failed.message
+
+
+def test_a_flagged_second_checkpoint_loads_only_with_its_own_trust(worker, inputs, tmp_path, keras_module):
+    """The open file is not flagged; the second checkpoint is: refused until the user trusts that file."""
+    tier, events = worker
+    other = str(flagged_demo(tmp_path / "flagged.keras"))
+    request = tier.layer_numbers(LayerMeasure.WEIGHT_CHANGE, {"image": inputs[0]}, other=other)
+    refused = events.wait_for(lambda e: isinstance(e, Failed) and e.request == request, "refusal")
+    assert "refusing to load" in refused.message or "safety check" in refused.message, refused.message
+    changed = _answer(events, tier.layer_numbers(LayerMeasure.WEIGHT_CHANGE, {"image": inputs[0]}, other=other,
+                                                 other_trusted=True), LayerNumbers).values
+    assert changed and max(changed.values()) == 0.0  # the demo's own weights
