@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SPATIAL, VECTOR, SEQUENCE, SCALAR, VOLUME = "spatial", "vector", "sequence", "scalar", "volume"
-ORDERS = ("index", "mean", "max")
+ORDERS = ("index", "mean", "max", "magnitude")  # magnitude: mean |value| (of A-B: the largest difference first)
 
 
 def output_kind(array: np.ndarray) -> str:
@@ -43,13 +43,40 @@ def statistics(array: np.ndarray) -> Stats:
 
 
 def channel_order(maps: np.ndarray, order: str = "index") -> np.ndarray:
-    """Channel indices of an (H, W, C) array: as stored, or by decreasing mean or max activation."""
+    """Channel indices of an (H, W, C) array: as stored, or by decreasing mean, max or mean |value|."""
     channels = maps.shape[-1]
     if order == "index":
         return np.arange(channels)
     flat = maps.reshape(-1, channels)
-    score = flat.mean(axis=0) if order == "mean" else flat.max(axis=0)
+    if order == "mean":
+        score = flat.mean(axis=0)
+    elif order == "max":
+        score = flat.max(axis=0)
+    else:
+        score = np.abs(flat).mean(axis=0)
     return np.argsort(-score, kind="stable")
+
+
+@dataclass(frozen=True)
+class ChannelDifference:
+    """One channel of a layer output on two inputs (the last axis is the channel)."""
+
+    channel: int
+    difference: float  # mean |A - B| over its positions
+    mean_a: float
+    mean_b: float
+
+
+def channel_differences(a: np.ndarray, b: np.ndarray) -> list[ChannelDifference]:
+    """Every channel, the largest mean |A - B| first (a vector's units are its channels)."""
+    if a.shape != b.shape or a.ndim == 0:
+        return []
+    flat_a = np.asarray(a, np.float64).reshape(-1, a.shape[-1])
+    flat_b = np.asarray(b, np.float64).reshape(-1, b.shape[-1])
+    difference = np.abs(flat_a - flat_b).mean(axis=0)
+    mean_a, mean_b = flat_a.mean(axis=0), flat_b.mean(axis=0)
+    return [ChannelDifference(int(c), float(difference[c]), float(mean_a[c]), float(mean_b[c]))
+            for c in np.argsort(-difference, kind="stable")]
 
 
 @dataclass(frozen=True)
@@ -77,12 +104,14 @@ MAX_MOSAIC_PIXELS = 2048 * 2048  # beyond screen resolution: larger maps are sub
 
 
 def mosaic(maps: np.ndarray, order: str = "index", shared_scale: bool = False, gap: int = 1,
-           max_pixels: int = MAX_MOSAIC_PIXELS) -> Mosaic:
+           max_pixels: int = MAX_MOSAIC_PIXELS, symmetric: bool = False) -> Mosaic:
     """Tile the channels of an (H, W, C) array into one image, each tile scaled to [0, 1].
 
     With ``shared_scale`` all tiles use the layer's global range (compare channels); otherwise each tile its
-    own (see each channel's pattern). Tiles are subsampled (every n-th pixel) when the grid would exceed
-    ``max_pixels``: a 300x300x192 map would otherwise make a 4214x4214 image nobody can see at once.
+    own (see each channel's pattern). ``symmetric`` (a difference): the range is -m..m, m the largest |value|,
+    so 0 is always 0.5 and the sign can be read off a diverging colour map. Tiles are subsampled (every n-th
+    pixel) when the grid would exceed ``max_pixels``: a 300x300x192 map would otherwise make a 4214x4214 image
+    nobody can see at once.
     """
     maps = np.asarray(maps, dtype=np.float32)
     height, width, channels = maps.shape
@@ -94,12 +123,13 @@ def mosaic(maps: np.ndarray, order: str = "index", shared_scale: bool = False, g
     columns = max(1, math.ceil(math.sqrt(channels * height / max(width, 1))))
     rows = math.ceil(channels / columns)
     tiles = np.moveaxis(maps[:, :, chosen], -1, 0)  # (C, H, W)
-    if shared_scale:
-        low, high = float(tiles.min()), float(tiles.max())
-        scaled = (tiles - low) / (high - low if high > low else 1.0)
+    axes = None if shared_scale else (1, 2)
+    if symmetric:
+        extent = np.abs(tiles).max(axis=axes, keepdims=True)
+        scaled = 0.5 + tiles / (2 * np.where(extent > 0, extent, 1.0))
     else:
-        low = tiles.min(axis=(1, 2), keepdims=True)
-        span = tiles.max(axis=(1, 2), keepdims=True) - low
+        low = tiles.min(axis=axes, keepdims=True)
+        span = tiles.max(axis=axes, keepdims=True) - low
         scaled = (tiles - low) / np.where(span > 0, span, 1.0)
     padded = np.full((rows * columns, height + gap, width + gap), np.nan, dtype=np.float32)
     padded[:channels, :height, :width] = scaled

@@ -33,6 +33,10 @@ COMMANDS = (
             "save_weights wrote"),
     Command("open_image", "Open &Image…", "Ctrl+I", "Choose the image activations are computed on",
             _PIXMAP.SP_FileDialogDetailedView),
+    Command("open_image_b", "Open Ima&ge B…", "Ctrl+Shift+I", "A second image to compare with: A, B and A-B in the "
+            "Activations, and each layer's A/B similarity on the graph"),
+    Command("compare_with", "Co&mpare With…", tip="Another checkpoint of this model (the same architecture, other "
+            "weights): colour the graph by how far each layer moved"),
     Command("custom_objects", "Load Custom &Objects…",
             tip="Run the Python file that defines a subclassed model's classes (needs trust)"),
     Command("build_from_code", "&Build Model from Code…",
@@ -43,6 +47,9 @@ COMMANDS = (
     Command("features_on_folder", "Run Features on a Fol&der…",
             tip="Compute the selected layer on every image of a folder and save the features (Parquet or .npz), "
                 "in the background"),
+    Command("stats_on_folder", "Layer S&tatistics over a Folder…",
+            tip="Every layer's mean and dead channels over the images of a folder (Parquet), in the background; "
+                "then colour the graph by them"),
     Command("save_as_keras3", "Save as &Keras 3…", tip="Write the whole model as a Keras 3 .keras file (Keras 2 "
             "files rebuilt in Keras 3), verified against the original on the current input"),
     Command("copy_python", "&Copy as Python", "Ctrl+Shift+C", "Copy code that rebuilds the extractor for the "
@@ -64,9 +71,9 @@ COMMANDS = (
     Command("open_log_folder", "Open &Log Folder", tip="The folder of the log file to attach to a bug report"),
     Command("about", "&About Keras Explorer", tip="Versions of Keras Explorer, Keras, TensorFlow and Qt"),
 )
-FILE_MENU = ("open", "open_weights", "open_image", "custom_objects", "build_from_code", "|recent", "-",
-             "export_extractor", "features_on_folder", "save_as_keras3", "copy_python", "export_svg", "export_png",
-             "export_activations_png", "export_activations_npy", "-", "quit")
+FILE_MENU = ("open", "open_weights", "open_image", "open_image_b", "compare_with", "custom_objects", "build_from_code",
+             "|recent", "-", "export_extractor", "features_on_folder", "stats_on_folder", "save_as_keras3",
+             "copy_python", "export_svg", "export_png", "export_activations_png", "export_activations_npy", "-", "quit")
 VIEW_MENU = ("find", "fit", "zoom_in", "zoom_out", "expand_all", "collapse_all")
 SETTINGS_MENU = ("cache_budget",)
 HELP_MENU = ("shortcuts", "open_log_folder", "about")

@@ -133,7 +133,7 @@ class Exports(QObject):
                 np.save(target, view.array)
             else:
                 save_output_png(view.array, target, colour_map=view.colour_map_name(), order=view.order_name(),
-                                shared_scale=view.shared_scale())
+                                shared_scale=view.shared_scale(), symmetric=view.difference)
         except OSError as error:
             self.session.fail(f"Cannot write {target}: {error}")
             return None

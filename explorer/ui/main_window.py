@@ -26,11 +26,16 @@ from explorer.ui.actions import install_actions
 from explorer.ui.activations.input_panel import IMAGE_FILTER
 from explorer.ui.activations.panel import ActivationsPanel
 from explorer.ui.canvas.canvas import GraphCanvas
+from explorer.ui.canvas.colour_by_bar import ColourByBar
 from explorer.ui.canvas.items import category_legend
 from explorer.ui.canvas.view import GraphView
+from explorer.ui.command_job import refusal_to_run
+from explorer.ui.compare_with import CompareWith
 from explorer.ui.exports import Exports
 from explorer.ui.folder_features import FeatureJob, FolderFeaturesDialog
+from explorer.ui.folder_stats import FolderStats
 from explorer.ui.help_dialogs import show_about, show_shortcuts
+from explorer.ui.layer_numbers import PerLayerNumbers
 from explorer.ui.live_client import LiveClient
 from explorer.ui.panels.find_bar import FindBar
 from explorer.ui.panels.findings import FindingsList
@@ -41,8 +46,12 @@ from explorer.ui.session import Session
 from explorer.ui.settings import CACHE_BYTES, GEOMETRY, WINDOW_STATE, Settings
 from explorer.ui.theme import notice_style
 from explorer.ui.trust import confirm_trust
+from explorer.ui.why.panel import WhyPanel
 
 APP_NAME = "Keras Explorer"
+# Bumped when docks are added: a layout saved before (without them) is not restored, the new ones go where
+# they belong (the Why dock as a tab behind Activations) instead of wherever Qt puts unknown docks.
+DOCK_LAYOUT_VERSION = 2
 MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5 *.json saved_model.pb);;All files (*)"
 WEIGHTS_FILTER = "Keras weights (*.weights.h5 *.h5 *.hdf5);;All files (*)"
 STATUS_MS = 8000
@@ -71,21 +80,31 @@ class MainWindow(QMainWindow):
         self.find_bar.hide()
         self.graph_view = GraphView()
         self.canvas = GraphCanvas(session, self.graph_view)
+        self.numbers = PerLayerNumbers(session, self.live, self)
+        self.colour_by = ColourByBar(session, self.numbers)
         central = QWidget()
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
-        for widget in (self.banner, self.notice, self.find_bar, self.graph_view):
+        for widget in (self.banner, self.notice, self.find_bar, self.colour_by, self.graph_view):
             column.addWidget(widget)
         self.setCentralWidget(central)
 
         self.summary = SummaryPanel()
         self.inspector = Inspector()
-        self.activations = ActivationsPanel(session, self.live)
+        self.activations = ActivationsPanel(session, self.live, self.numbers)
         self.findings = FindingsList()
         self.exports = Exports(session, self.live, self.activations.view, self)
+        self.compare = CompareWith(session, MODEL_FILTER, self)
         self.features_job: FeatureJob | None = None  # the latest Run Features on a Folder… run
+        self.folder_stats = FolderStats(session, self.numbers, self)
         self.activations_dock = self._dock("Activations", self.activations, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.why = WhyPanel(session, self.live, self.activations.inputs.preprocessing)
+        self.why_dock = self._dock("Why", self.why, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.activations_dock, self.why_dock)
+        self.activations_dock.raise_()
+        self.why.set_on_screen(False)
+        self.why_dock.visibilityChanged.connect(self.why.set_on_screen)
         self.findings_dock = self._dock("Findings", self.findings, Qt.DockWidgetArea.RightDockWidgetArea)
         self.findings_dock.hide()
         self.summary_dock = self._dock("Summary", self.summary, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -94,7 +113,9 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.activations_dock], [620], Qt.Orientation.Horizontal)
         self.resizeDocks([self.summary_dock], [250], Qt.Orientation.Vertical)
         self.statusBar().addPermanentWidget(self.activations.status)
-        self.statusBar().addPermanentWidget(category_legend())
+        legend = category_legend()
+        self.statusBar().addPermanentWidget(legend)
+        session.numbers_changed.connect(lambda: legend.setVisible(session.numbers is None))  # not what is drawn
         self.activations.set_cache_budget(self.settings.integer(CACHE_BYTES))
 
         for panel in (self.summary, self.inspector, self.find_bar, self.findings):
@@ -107,9 +128,10 @@ class MainWindow(QMainWindow):
         session.failed.connect(self._show_banner)
         self.activations.failed.connect(lambda message: self.statusBar().showMessage(message, STATUS_MS))
         self.activations.image_requested.connect(self.choose_image)
+        self.activations.image_b_requested.connect(self.choose_image_b)
 
         self.actions_by_name = install_actions(
-            self, self._slots(), [self.summary_dock, self.inspector_dock, self.activations_dock],
+            self, self._slots(), [self.summary_dock, self.inspector_dock, self.activations_dock, self.why_dock],
             self.settings.recent_files, self.open_model)
         self.statusBar().showMessage("Open a Keras model (Ctrl+O) or drop a .keras file here")
         self._restore_state()
@@ -120,6 +142,8 @@ class MainWindow(QMainWindow):
         session, view, exports = self.session, self.graph_view, self.exports
         return {
             "open": self.choose_model, "open_weights": self.choose_weights, "open_image": self.choose_image,
+            "open_image_b": self.choose_image_b, "compare_with": self.compare.choose,
+            "stats_on_folder": lambda: self.folder_stats.run(self.activations.inputs.preprocessing().preset),
             "custom_objects": self.choose_custom_objects, "build_from_code": self.choose_build_from_code,
             "export_extractor": exports.export_extractor, "features_on_folder": self.run_features_on_folder,
             "save_as_keras3": exports.save_as_keras3,
@@ -170,6 +194,13 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open image", str(Path.home()), IMAGE_FILTER)
         if path:
             self.open_image(path)
+
+    def choose_image_b(self) -> None:
+        start = self.session.image_path.parent if self.session.image_path else Path.home()
+        path, _ = QFileDialog.getOpenFileName(self, "Open image B (compared with the first)", str(start),
+                                              IMAGE_FILTER)
+        if path:
+            self.session.set_image_b(path)
 
     def _file_opened(self) -> None:
         self.banner.hide()
@@ -249,11 +280,9 @@ class MainWindow(QMainWindow):
         if session.layer is None or session.path is None:
             session.fail("Select a layer first")
             return None
-        if session.refusal:
-            session.fail(session.refusal)
-            return None
-        if session.refused:
-            session.fail("The safety check found code in this file: trust it before running it on a folder")
+        refusal = refusal_to_run(session)
+        if refusal:
+            session.fail(refusal)
             return None
         if self.features_job is not None and self.features_job.running:
             session.fail("A features run is under way: cancel it first")
@@ -308,14 +337,15 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         state = self.settings.blob(WINDOW_STATE)
         if state is not None:
-            self.restoreState(state)
+            self.restoreState(state, DOCK_LAYOUT_VERSION)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.set(GEOMETRY, self.saveGeometry())
-        self.settings.set(WINDOW_STATE, self.saveState())
+        self.settings.set(WINDOW_STATE, self.saveState(DOCK_LAYOUT_VERSION))
         self.canvas.shutdown()
         if self.features_job is not None:
             self.features_job.shutdown()
+        self.folder_stats.shutdown()
         self.session.close()
         self.live.stop()
         super().closeEvent(event)

@@ -1,5 +1,6 @@
-"""The window's state in one object: the open file, its graph, the open nested models, the selection, trust
-and the current input. Panels read it and subscribe to its signals; actions change it; nothing else stores
+"""The window's state in one object: the open file, its graph, the open nested models, the selection, trust,
+the current input (and a second one, B, to compare with), a second checkpoint to compare with, and the per-layer
+numbers the graph is coloured by. Panels read it and subscribe to its signals; actions change it; nothing else stores
 a copy (the napari ViewerModel pattern)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from explorer.model.graph import LayerGraph, Target
 from explorer.model.model_file import JSON_FORMAT
 from explorer.model.traced import Trace, traced_graph
 from explorer.text import BANNER, one_line
+from explorer.ui.layer_values import LayerValues
 from explorer.ui.settings import Settings
 from explorer.ui.tasks import TaskRunner
 from explorer.ui.trust import TrustStore
@@ -34,6 +36,12 @@ class Session(QObject):
     trust_changed = Signal()
     image_changed = Signal()
     inputs_changed = Signal()  # the arrays fed to the model
+    image_b_changed = Signal()  # the second image (B) was opened or closed
+    inputs_b_changed = Signal()  # the arrays of input B
+    other_changed = Signal()  # the second checkpoint (File > Compare With…) was chosen or dropped
+    model_ready = Signal()  # the live tier has loaded the open file: it answers requests about this model now
+    colour_by_changed = Signal()  # the measure the graph is coloured by (None: layer categories)
+    numbers_changed = Signal()  # ``numbers``: what the graph and the summary table show per layer
     live_load_requested = Signal()  # load ``path`` into the live tier now (drawn, trusted, custom objects)
     message = Signal(str)  # for the status bar
     failed = Signal(str)  # one line for the error banner
@@ -54,6 +62,13 @@ class Session(QObject):
         self.image: LoadedImage | None = None
         self.inputs: dict[str, PreparedInput] = {}
         self.inputs_version = 0
+        self.image_b: LoadedImage | None = None
+        self.inputs_b: dict[str, PreparedInput] = {}
+        self.inputs_b_version = 0
+        self.other_path: Path | None = None  # the second checkpoint: the same architecture, other weights
+        self.live_ready = False  # the live tier holds this file's model
+        self.colour_by: str | None = None
+        self.numbers: LayerValues | None = None
         self._live_pending = False
 
     # -- the file
@@ -77,9 +92,11 @@ class Session(QObject):
         self.path, self.graph = path.resolve(), graph
         self.expanded, self.layer, self.call_site, self.chosen = frozenset(), None, None, ()
         self.custom_objects = self.build = None
+        self.other_path, self.live_ready = None, False  # a checkpoint of the previous model is no other of this one
         self._live_pending = True  # the worker loads the model once the graph is drawn, not competing with it
         self.settings.add_recent(str(self.path))
         log.info("opened %s (%d layers, %d findings)", self.path, len(graph.nodes), len(graph.findings))
+        self.set_numbers(None)
         self.file_opened.emit()
         self.graph_changed.emit()
 
@@ -92,6 +109,11 @@ class Session(QObject):
         # The traced layers are other nodes than the file's tracked sublayers: nothing chosen survives.
         self.expanded, self.layer, self.call_site, self.chosen = frozenset(), None, None, ()
         self.graph_changed.emit()
+
+    def set_live_ready(self) -> None:
+        """The live tier answered the load of this file (again, after a restart)."""
+        self.live_ready = True
+        self.model_ready.emit()
 
     def drawn(self) -> None:
         """The graph is on screen (or could not be laid out): now the live tier may load the model."""
@@ -146,6 +168,18 @@ class Session(QObject):
         paths = list(self.chosen) or ([self.layer] if self.layer else [])
         return [Target(path, self.call_site if path == self.layer and self.call_site else
                        self.graph.call_sites(path)[0]) for path in paths]
+
+    def shown_call_site(self, path: str) -> tuple[int, ...]:
+        """The call site whose numbers ``path`` shows: the selected one for the selected layer, and for the models
+        holding it or its siblings inside them the same calls of those models; else every first call."""
+        first = self.graph.call_sites(path)[0]
+        if self.layer is None or self.call_site is None:
+            return first
+        parts, chosen = path.split("/"), self.layer.split("/")
+        shared = 0
+        while shared < min(len(parts), len(chosen)) and parts[shared] == chosen[shared]:
+            shared += 1
+        return (*self.call_site[:shared], *first[shared:])
 
     def _collapsed_ancestors(self, path: str) -> set[str]:
         ancestors, parent = set(), self.graph.node(path).parent
@@ -203,14 +237,30 @@ class Session(QObject):
 
     # -- input
     def set_image(self, path: str | Path) -> bool:
-        try:
-            self.image = load_image(path)
-        except ImageError as error:
-            self.message.emit(str(error))
+        image = self._read_image(path, "Image")
+        if image is None:
             return False
-        self.message.emit(f"Image {Path(path).name}")
+        self.image = image
         self.image_changed.emit()
         return True
+
+    def set_image_b(self, path: str | Path | None) -> bool:
+        """The second image, compared with the first (None: compare no more)."""
+        image = self._read_image(path, "Image B") if path is not None else None
+        if image is None and path is not None:
+            return False
+        self.image_b = image
+        self.image_b_changed.emit()
+        return True
+
+    def _read_image(self, path: str | Path, what: str) -> LoadedImage | None:
+        try:
+            image = load_image(path)
+        except ImageError as error:
+            self.message.emit(str(error))
+            return None
+        self.message.emit(f"{what} {Path(path).name}")
+        return image
 
     @property
     def image_path(self) -> Path | None:
@@ -224,6 +274,32 @@ class Session(QObject):
         self.inputs = inputs
         self.inputs_version += 1
         self.inputs_changed.emit()
+
+    def input_arrays_b(self) -> dict[str, np.ndarray]:
+        return {name: prepared.array for name, prepared in self.inputs_b.items()}
+
+    def set_inputs_b(self, inputs: dict[str, PreparedInput]) -> None:
+        self.inputs_b = inputs
+        self.inputs_b_version += 1
+        self.inputs_b_changed.emit()
+
+    # -- comparing with a second checkpoint, colouring by a per-layer number
+    def set_other(self, path: Path | None) -> None:
+        """The second checkpoint (the caller has checked it is the same architecture and asked for trust)."""
+        self.other_path = path.resolve() if path is not None else None
+        if path is not None:
+            self.message.emit(f"Comparing with {path.name}")
+        self.other_changed.emit()
+
+    def set_colour_by(self, measure: str | None) -> None:
+        if measure != self.colour_by:
+            self.colour_by = measure
+            self.colour_by_changed.emit()
+
+    def set_numbers(self, numbers: LayerValues | None) -> None:
+        if numbers is not self.numbers:
+            self.numbers = numbers
+            self.numbers_changed.emit()
 
     # -- reporting
     def fail(self, message: str, error: BaseException | None = None) -> None:

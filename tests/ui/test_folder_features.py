@@ -8,10 +8,8 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import json
 import subprocess
 import sys
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,17 +21,9 @@ from PySide6.QtWidgets import QDialog, QPushButton
 
 from explorer.live.protocol import BuildFromCode
 from explorer.resources import demo_model, resources_dir
-from explorer.ui.folder_features import (
-    DONE,
-    FAILED,
-    LOCAL,
-    RAY,
-    STOPPED,
-    FolderFeaturesDialog,
-    FolderRun,
-    features_arguments,
-    progress_of,
-)
+from explorer.ui.command_job import DONE, FAILED, STOPPED, progress_of
+from explorer.ui.folder_features import LOCAL, RAY, FolderFeaturesDialog, FolderRun, features_arguments
+from tests.support.flagged import flagged_demo
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -250,20 +240,9 @@ def test_cancel_stops_the_run_and_keeps_whole_parts(demo_window, qtbot, tmp_path
     assert demo_window.run_features_on_folder() is None and not demo_window.banner.isVisible()
 
 
-def _flagged_demo(path: Path) -> Path:
-    """The demo with a URL in its config: a finding for the safety check, ignored by Keras when it loads."""
-    with zipfile.ZipFile(DEMO) as source, zipfile.ZipFile(path, "w") as target:
-        for member in source.infolist():
-            data = source.read(member)
-            if member.filename == "config.json":
-                data = json.dumps({**json.loads(data), "origin": "https://example.invalid/weights.h5"}).encode()
-            target.writestr(member, data)
-    return path
-
-
 def test_a_flagged_file_runs_only_once_trusted(make_window, open_and_wait, qtbot, tmp_path, answer):
     window = make_window()
-    open_and_wait(window, _flagged_demo(tmp_path / "flagged.keras"))
+    open_and_wait(window, flagged_demo(tmp_path / "flagged.keras"))
     assert window.session.graph.findings
     window.session.select("global_pool")
     answer(images=_images(tmp_path / "images"), output=tmp_path / "feats.parquet")

@@ -19,13 +19,14 @@ MIN_PICTURE_SIDE = 256
 
 
 def output_image(array: np.ndarray, colour_map: str = "viridis", order: str = "index",
-                 shared_scale: bool = False) -> Image.Image:
+                 shared_scale: bool = False, symmetric: bool = False) -> Image.Image:
+    """``symmetric``: a difference, scaled about zero (explorer.inputs.feature_maps.mosaic)."""
     values = np.asarray(array, dtype=np.float32)
     kind = fm.output_kind(values)
     if kind == fm.VOLUME:
         values, kind = fm.slice_to_spatial(values, (0,) * (values.ndim - 3)), fm.SPATIAL
     if kind == fm.SPATIAL:
-        tiles = fm.mosaic(values, order, shared_scale)
+        tiles = fm.mosaic(values, order, shared_scale, symmetric=symmetric)
         scale = max(1, -(-MIN_TILE_SIDE // max(tiles.tile_height, tiles.tile_width)))
         return _coloured(tiles.image, colour_map).resize(
             (tiles.image.shape[1] * scale, tiles.image.shape[0] * scale), Image.Resampling.NEAREST)

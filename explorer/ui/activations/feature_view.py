@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 COLOUR_MAPS = ("viridis", "inferno", "magma", "CET-L1", "turbo")  # CET-L1 is grey
 COLOUR_MAP_LABELS = {"CET-L1": "grey"}
+DIFFERENCE_MAP = "CET-D1"  # A-B: blue below zero, white at zero, red above
 MESSAGE, GRID, CHANNEL, PLOT = range(4)  # the pages; all but the message are built with the first output
 
 
@@ -43,14 +44,17 @@ class FeatureView(QWidget):
         self.class_names: list[str] = []
         self.current_mosaic: fm.Mosaic | None = None
         self.channel: int | None = None
+        self.difference = False  # the array is A-B: a scale symmetric about zero, a diverging colour map
 
-        self.order = _combo(fm.ORDERS, "Tile order: as stored, or by decreasing mean / max activation")
+        self.order = _combo(fm.ORDERS, "Tile order: as stored, or by decreasing mean / max / mean |value| (A-B: "
+                                       "the largest difference first)")
         self.scale = _combo(("per tile", "shared"), "Colour scale: each tile its own range, or one range for all")
         self.colours = _combo([COLOUR_MAP_LABELS.get(c, c) for c in COLOUR_MAPS], "Colour map")
         self.slices = QHBoxLayout()
         self.stats = QLabel()
         self.stats.setTextFormat(Qt.TextFormat.PlainText)
         self.stats.setObjectName("activationStats")
+        self.stats.setWordWrap(True)  # a long layer path must not widen the dock past the screen
         self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         controls = QHBoxLayout()
         for label, widget in (("Order", self.order), ("Scale", self.scale), ("Colours", self.colours)):
@@ -150,8 +154,12 @@ class FeatureView(QWidget):
         self.stats.clear()
 
     def show_output(self, title: str, array: np.ndarray, input_image: np.ndarray | None = None,
-                    class_names: list[str] | None = None) -> None:
+                    class_names: list[str] | None = None, difference: bool = False) -> None:
+        """``difference``: the array is A-B (drawn about zero, in a diverging colour map)."""
         self.prepare()
+        self.difference = difference
+        self.colours.setEnabled(not difference)
+        self.colours.setToolTip("A-B: blue below zero, white at zero, red above" if difference else "Colour map")
         self.array = np.asarray(array)
         self.input_image = input_image
         self.class_names = class_names or []
@@ -191,7 +199,7 @@ class FeatureView(QWidget):
             self.show_message(f"{self.title}: {float(self.array):.6g}")
 
     def colour_map_name(self) -> str:
-        return COLOUR_MAPS[self.colours.currentIndex()]
+        return DIFFERENCE_MAP if self.difference else COLOUR_MAPS[self.colours.currentIndex()]
 
     def order_name(self) -> str:
         return fm.ORDERS[self.order.currentIndex()]
@@ -204,7 +212,8 @@ class FeatureView(QWidget):
 
     def _draw_grid(self, spatial: np.ndarray) -> None:
         self.spatial = spatial
-        self.current_mosaic = fm.mosaic(spatial, self.order_name(), shared_scale=self.shared_scale())
+        self.current_mosaic = fm.mosaic(spatial, self.order_name(), shared_scale=self.shared_scale(),
+                                        symmetric=self.difference)
         self.grid_image.setImage(self.current_mosaic.image, levels=(0.0, 1.0))
         self.grid_image.setColorMap(self._colour_map())
         self.grid_box.autoRange(padding=0.01)
@@ -229,6 +238,8 @@ class FeatureView(QWidget):
     def _draw_heatmap(self, sequence: np.ndarray) -> None:
         self.plot.clear()
         heat = pyqtgraph().ImageItem(sequence.astype(np.float32), axisOrder="row-major")
+        if self.difference:
+            heat.setLevels(_about_zero(sequence))
         heat.setColorMap(self._colour_map())
         self.plot.addItem(heat)
         self.plot.setLabel("bottom", "channel")
@@ -253,7 +264,10 @@ class FeatureView(QWidget):
         self.channel = channel
         data = self.spatial[:, :, channel].astype(np.float32)
         self.channel_title.setText(f"{self.title} · channel {channel}")
-        self.channel_view.setImage(data.T, autoLevels=True)
+        if self.difference:
+            self.channel_view.setImage(data.T, autoLevels=False, levels=_about_zero(data))
+        else:
+            self.channel_view.setImage(data.T, autoLevels=True)
         self.channel_view.setColorMap(self._colour_map())
         self.underlay.clear()
         overlay = self.overlay.isChecked() and self.input_image is not None
@@ -280,6 +294,12 @@ class FeatureView(QWidget):
     @property
     def tile_count(self) -> int:
         return len(self.current_mosaic.channels) if self.current_mosaic is not None else 0
+
+
+def _about_zero(values: np.ndarray) -> tuple[float, float]:
+    """Levels -m..m (m the largest |value|): zero in the middle of a diverging colour map."""
+    extent = float(np.abs(values).max()) if values.size else 0.0
+    return (-extent, extent) if extent > 0 else (-1.0, 1.0)
 
 
 def _combo(items, tooltip: str) -> QComboBox:

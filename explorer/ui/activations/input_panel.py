@@ -1,4 +1,5 @@
-"""The input side of activations: the image, preprocessing, fitting, other inputs, and the model input shown."""
+"""The input side of activations: the image (and a second one, B, to compare with), preprocessing, fitting,
+other inputs, and the model input shown."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -27,11 +29,14 @@ from explorer.ui.text import escape, tooltip
 
 IMAGE_FILTER = f"Images ({' '.join(f'*{suffix}' for suffix in sorted(IMAGE_SUFFIXES))});;All files (*)"
 PREVIEW_SIDE = 160
+PREVIEW_B_SIDE = 40
 
 
 class InputPanel(QWidget):
     changed = Signal()  # anything that changes the arrays fed to the model
     image_requested = Signal()
+    image_b_requested = Signal()
+    image_b_closed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,6 +55,24 @@ class InputPanel(QWidget):
         open_image = QPushButton("Open Image…")
         open_image.setToolTip("Choose the image the activations are computed on (or drop one on the window)")
         open_image.clicked.connect(self.image_requested)
+        self.preview_b = QLabel()
+        self.preview_b.setObjectName("modelInputPreviewB")
+        self.preview_b.setFixedSize(PREVIEW_B_SIDE, PREVIEW_B_SIDE)
+        self.preview_b.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview_b.setToolTip("Model input B: what the model receives for the second image")
+        self.preview_b.hide()
+        self.image_b_name = QLabel("no image B")
+        self.image_b_name.setWordWrap(True)
+        open_b = QPushButton("Open Image B…")
+        open_b.setObjectName("openImageB")
+        open_b.setToolTip("A second image to compare with: the Activations show A, B and A-B, and the graph can be "
+                          "coloured by how alike each layer's outputs are")
+        open_b.clicked.connect(self.image_b_requested)
+        self.close_b = QToolButton()
+        self.close_b.setText("✕")
+        self.close_b.setToolTip("Compare no more: close image B")
+        self.close_b.clicked.connect(self.image_b_closed)
+        self.close_b.hide()
         self.preset = QComboBox()
         self.preset.addItems(PRESETS)
         self.preset.setToolTip("none: 0..255 · unit: [0, 1] · symmetric: [-1, 1] · caffe: BGR minus ImageNet mean"
@@ -76,9 +99,16 @@ class InputPanel(QWidget):
         custom.addWidget(self.std)
         form.addRow("", custom)
         form.addRow("Fit", self.fit)
+        second = QHBoxLayout()
+        for widget in (self.preview_b, self.image_b_name):
+            second.addWidget(widget)
+        second.addStretch(1)
+        second.addWidget(open_b)
+        second.addWidget(self.close_b)
         column = QVBoxLayout()
         column.addWidget(self.image_name)
         column.addWidget(open_image)
+        column.addLayout(second)
         column.addLayout(form)
         column.addWidget(self.reason)
         column.addLayout(self.other_inputs)
@@ -122,14 +152,22 @@ class InputPanel(QWidget):
         self.image_name.setText(f"Image: <b>{escape(Path(path).name)}</b>")
         self.image_name.setToolTip(tooltip(path))
 
+    def set_image_b_name(self, path: str | None) -> None:
+        """The second image's name (None: there is none)."""
+        self.image_b_name.setText(f"Image B: <b>{escape(Path(path).name)}</b>" if path else "no image B")
+        self.image_b_name.setToolTip(tooltip(path) if path else "")
+        self.close_b.setVisible(bool(path))
+
     def show_preview(self, preview: np.ndarray | None) -> None:
         if preview is None:
             self.preview.setText("no image input")
             return
-        rgb = np.ascontiguousarray(preview)
-        image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888).copy()
-        self.preview.setPixmap(QPixmap.fromImage(image).scaled(
-            PREVIEW_SIDE, PREVIEW_SIDE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
+        self.preview.setPixmap(_pixmap(preview, PREVIEW_SIDE))
+
+    def show_preview_b(self, preview: np.ndarray | None) -> None:
+        if preview is not None:
+            self.preview_b.setPixmap(_pixmap(preview, PREVIEW_B_SIDE))
+        self.preview_b.setVisible(preview is not None)
 
     def _preset_changed(self, _index: int = 0, emit: bool = True) -> None:
         custom = self.preset.currentText() == "custom"
@@ -146,6 +184,13 @@ class InputPanel(QWidget):
                 return
         self.sources[name] = InputSource(kind, path)
         self.changed.emit()
+
+
+def _pixmap(preview: np.ndarray, side: int) -> QPixmap:
+    rgb = np.ascontiguousarray(preview)
+    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888).copy()
+    return QPixmap.fromImage(image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.FastTransformation)
 
 
 def _numbers(text: str, default: float) -> tuple[float, ...]:

@@ -1,23 +1,27 @@
-"""The Activations dock: prepares the model inputs, asks the live tier for the session's current layer, shows it.
+"""The Activations dock: prepares the model inputs, asks the live tier for the session's current layer, shows it;
+with a second image (B), the layer's output on B too, and A-B.
 
-Results are cached per (inputs, layer, call site); only the newest request is ever displayed.
+Results are cached per (inputs, layer, call site); only the newest request is ever displayed. B's output is asked
+for once A's is in: the worker drops a compute when a newer one waits, and A's must not be the one dropped.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
-from explorer.inputs.images import ImageError, Preprocessing
-from explorer.inputs.sources import file_input_specs, prepare_input, suggested_preprocessing
+from explorer.inputs.images import ImageError, LoadedImage, Preprocessing
+from explorer.inputs.sources import PreparedInput, file_input_specs, prepare_input, suggested_preprocessing
 from explorer.live.cache import ActivationCache
 from explorer.live.protocol import Activation, Loaded, Traced, WorkerState
 from explorer.model.classes import class_names
 from explorer.model.graph import InputSpec
 from explorer.model.weights_graph import WEIGHTS_KIND
+from explorer.ui.activations.ab_compare import DIFFERENCE, A, ABCompare, B
 from explorer.ui.activations.feature_view import MESSAGE, FeatureView
 from explorer.ui.activations.input_panel import InputPanel
+from explorer.ui.layer_numbers import PerLayerNumbers
 from explorer.ui.live_client import LiveClient
 from explorer.ui.session import Session
 from explorer.ui.text import escape, tooltip
@@ -33,8 +37,10 @@ class ActivationsPanel(QWidget):
     shown = Signal(str)  # a layer's output is on screen (tests and benchmarks wait for it)
     failed = Signal(str)
     image_requested = Signal()  # the Open Image… button
+    image_b_requested = Signal()  # the Open Image B… button
 
-    def __init__(self, session: Session, client: LiveClient, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, client: LiveClient, numbers: PerLayerNumbers,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.client = client
@@ -44,6 +50,9 @@ class ActivationsPanel(QWidget):
         self.latest_request = 0
         self.class_names: list[str] = []
         self.outputs: list[np.ndarray] = []
+        self.outputs_b: list[np.ndarray] = []  # the same layer on input B
+        self.latest_b_request = 0
+        self._shown_key: tuple | None = None  # the key of ``outputs``
         self._lost_request = False
         self._request_keys: dict[int, tuple] = {}
 
@@ -57,6 +66,7 @@ class ActivationsPanel(QWidget):
         self.call_site.hide()
         self.output_index.hide()
         self.view = FeatureView()
+        self.compare = ABCompare(session, numbers, self.view, self)
         self.status = QLabel()
         self.status.setObjectName("liveStatus")
         self.progress = QProgressBar()
@@ -70,14 +80,23 @@ class ActivationsPanel(QWidget):
         header.addWidget(self.progress)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(self.view)
+        body.addWidget(self.compare.ranking)
+        body.setStretchFactor(0, 1)
+        body.setSizes([440, 180])
         layout.addWidget(self.inputs)
         layout.addLayout(header)
-        layout.addWidget(self.view, 1)
+        layout.addWidget(self.compare.bar)
+        layout.addWidget(body, 1)
         self._progress_timer = QTimer(self, singleShot=True, interval=PROGRESS_AFTER_MS)
         self._progress_timer.timeout.connect(self.progress.show)
 
         self.inputs.changed.connect(self._prepare_inputs)
         self.inputs.image_requested.connect(self.image_requested)
+        self.inputs.image_b_requested.connect(self.image_b_requested)
+        self.inputs.image_b_closed.connect(lambda: session.set_image_b(None))
+        self.compare.changed.connect(self._display)
         self.call_site.currentIndexChanged.connect(
             lambda _i: session.set_call_site(self.call_site.currentData()) if self.call_site.count() else None)
         self.output_index.currentIndexChanged.connect(lambda _i: self._display())
@@ -85,7 +104,9 @@ class ActivationsPanel(QWidget):
         session.live_load_requested.connect(self._load)
         session.selection_changed.connect(self.show_current_layer)
         session.image_changed.connect(self._image_changed)
+        session.image_b_changed.connect(self._image_b_changed)
         session.inputs_changed.connect(self._request)
+        session.inputs_b_changed.connect(self._request_b)
         client.model_loaded.connect(self._model_loaded)
         client.traced.connect(self._traced)
         client.activation_ready.connect(self._activation_ready)
@@ -97,7 +118,7 @@ class ActivationsPanel(QWidget):
     def _file_opened(self) -> None:
         """Forget the old model's results (a traced structure of the same file changes nothing here)."""
         self.cache.clear()
-        self.outputs = []
+        self.outputs, self.outputs_b, self._shown_key = [], [], None
         self.output_index.clear()
         self.output_index.hide()
         self.class_names = class_names(self.session.path)
@@ -147,6 +168,11 @@ class ActivationsPanel(QWidget):
         self.inputs.set_image_name(str(self.session.image_path))
         self._prepare_inputs()
 
+    def _image_b_changed(self) -> None:
+        image = self.session.image_b
+        self.inputs.set_image_b_name(image.source if image is not None else None)
+        self._prepare_b()
+
     def _suggestion(self) -> Preprocessing:
         graph = self.session.graph
         return suggested_preprocessing(graph) if graph is not None else Preprocessing("unit")
@@ -158,6 +184,7 @@ class ActivationsPanel(QWidget):
     def _model_loaded(self, loaded: Loaded) -> None:
         if loaded.request != self._load_request:
             return
+        self.session.set_live_ready()
         if list(loaded.inputs) != self.specs:  # the live model is authoritative (e.g. subclassed models)
             self.specs = list(loaded.inputs)
             self.inputs.set_specs(self.specs, self._suggestion())
@@ -168,25 +195,41 @@ class ActivationsPanel(QWidget):
 
     def _worker_lost(self, reason: str) -> None:
         self._lost_request = self.latest_request > 0
+        self._request_keys.clear()  # never answered: asked again once the model is back
         self._stop_progress()
         self._set_status(WorkerState.FAILED, f"worker restarted: {reason}")
         self.view.show_message(f"The live tier stopped ({reason}). It is restarting; the layer is recomputed "
                                "once the model is loaded again.")
 
     def _prepare_inputs(self) -> None:
+        """A's inputs, then B's (A's request comes first, and asks for B's once answered)."""
+        prepared = self._prepared(self.session.image)
+        if prepared is not None:
+            self.inputs.show_preview(_preview(prepared))
+        self.session.set_inputs(prepared or {})
+        self._prepare_b()
+
+    def _prepare_b(self) -> None:
+        """B's inputs: the second image where A has its image, the same arrays for the other inputs."""
+        image = self.session.image_b
+        if image is None and not self.session.inputs_b:
+            return  # no B before either
+        prepared = self._prepared(image) if image is not None else None
+        self.inputs.show_preview_b(_preview(prepared))
+        self.session.set_inputs_b(prepared or {})
+
+    def _prepared(self, image: LoadedImage | None) -> dict[str, PreparedInput] | None:
+        """Every model input fed from ``image`` (None, the reason shown, when one cannot be)."""
         prepared = {}
         try:
             for spec in self.specs:
                 source = self.inputs.sources.get(spec.name)
-                prepared[spec.name] = prepare_input(spec, source, self.session.image, self.inputs.preprocessing(),
+                prepared[spec.name] = prepare_input(spec, source, image, self.inputs.preprocessing(),
                                                     self.inputs.fit_mode())
         except (ImageError, ValueError) as error:
-            self.session.set_inputs({})
             self.view.show_message(str(error))
-            return
-        previews = [p.preview for p in prepared.values() if p.preview is not None]
-        self.inputs.show_preview(previews[0] if previews else None)
-        self.session.set_inputs(prepared)
+            return None
+        return prepared
 
     # -- layers
     def show_current_layer(self) -> None:
@@ -210,6 +253,12 @@ class ActivationsPanel(QWidget):
             return None
         return (session.inputs_version, session.layer, tuple(session.call_site))
 
+    def _key_b(self) -> tuple | None:
+        session = self.session
+        if session.layer is None or session.call_site is None or not session.inputs_b:
+            return None
+        return (B, session.inputs_b_version, session.layer, tuple(session.call_site))
+
     def _request(self) -> None:
         key = self._key()
         if key is None or self.session.refused or self.session.refusal:
@@ -218,7 +267,7 @@ class ActivationsPanel(QWidget):
         cached = self.cache.get(key)
         if cached is not None:
             self.latest_request = -1
-            self._show(cached)
+            self._show(key, cached)
             return
         if self.view.pages.currentIndex() == MESSAGE:  # no output on screen: say what is coming
             self.view.show_message(f"Computing {key[1]}…")
@@ -226,6 +275,29 @@ class ActivationsPanel(QWidget):
         self._request_keys[self.latest_request] = key  # results are cached under the inputs they were made for
         self._progress_timer.start()
         self.view.prepare()  # while the worker computes
+
+    def _request_b(self) -> None:
+        """B's output of the layer whose A output is on screen (from the cache, or asked for)."""
+        key = self._key_b()
+        self.compare.show_bar(key is not None and bool(self.outputs))
+        if key is None:
+            if self.outputs_b:
+                self.outputs_b = []
+                self._display()
+            return
+        if self._shown_key != self._key():
+            return  # A's output is on its way: B is asked for once it is in
+        cached = self.cache.get(key)
+        if cached is not None:
+            if cached is not self.outputs_b:
+                self.outputs_b = cached
+                self._display()
+            return
+        if key in self._request_keys.values():
+            return
+        self.latest_b_request = self.client.compute(key[2], key[3], self.session.input_arrays_b())
+        self._request_keys[self.latest_b_request] = key
+        self._progress_timer.start()
 
     def _activation_ready(self, activation: Activation) -> None:
         key = self._request_keys.pop(activation.request, None)
@@ -236,16 +308,23 @@ class ActivationsPanel(QWidget):
         self.cache.put(key, activation.outputs)
         if activation.request == self.latest_request:
             self._stop_progress()
-            self._show(activation.outputs)
+            self._show(key, activation.outputs)
+        elif activation.request == self.latest_b_request and key == self._key_b():
+            self._stop_progress()
+            self.outputs_b = activation.outputs
+            self._display()
 
     def _request_failed(self, request: int, message: str) -> None:
-        if request == self.latest_request:
-            self._stop_progress()
+        if request == self.latest_request or (request == self.latest_b_request and self.compare.mode() != A):
             self.view.show_message(f"Cannot compute this layer: {message}")
+        if request in (self.latest_request, self.latest_b_request):
+            self._stop_progress()
             self.failed.emit(message)
 
-    def _show(self, outputs: list[np.ndarray]) -> None:
-        self.outputs = outputs
+    def _show(self, key: tuple, outputs: list[np.ndarray]) -> None:
+        self.outputs, self._shown_key = outputs, key
+        key_b = self._key_b()
+        self.outputs_b = (self.cache.get(key_b) if key_b else None) or []
         self.output_index.blockSignals(True)
         self.output_index.clear()
         for index, output in enumerate(outputs):
@@ -253,15 +332,26 @@ class ActivationsPanel(QWidget):
         self.output_index.setVisible(len(outputs) > 1)
         self.output_index.blockSignals(False)
         self._display()
+        self._request_b()
 
     def _display(self) -> None:
+        """The current layer's output: on A, or with B on B or A-B as the A/B bar says."""
         layer, graph = self.session.layer, self.session.graph
         if not self.outputs or layer is None:
             return
-        output = self.outputs[max(0, self.output_index.currentIndex())]
-        pictures = [p.picture for p in self.session.inputs.values() if p.picture is not None]
+        index = max(0, self.output_index.currentIndex())
+        output = self.outputs[index]
+        second = self.outputs_b[index] if index < len(self.outputs_b) else None
+        shown, why = self.compare.pick(layer, output, second)
+        if shown is None:
+            self.view.show_message(why)
+            return
+        mode = self.compare.mode()
+        inputs = self.session.inputs_b if mode == B else self.session.inputs
+        pictures = [p.picture for p in inputs.values() if p.picture is not None]
         names = self.class_names if graph and layer in {p.layer for p in graph.outputs} else []
-        self.view.show_output(layer, output, pictures[0] if pictures else None, names)
+        self.view.show_output(layer, shown, pictures[0] if pictures else None, names, difference=mode == DIFFERENCE)
+        self.compare.compared(output, second)
         self.shown.emit(layer)
 
     def _stop_progress(self) -> None:
@@ -276,3 +366,8 @@ class ActivationsPanel(QWidget):
             text = f"failed: {detail}"
         self.status.setText(f"Live: {text}")
         self.status.setToolTip(tooltip(detail))
+
+
+def _preview(prepared: dict[str, PreparedInput] | None) -> np.ndarray | None:
+    previews = [p.preview for p in (prepared or {}).values() if p.preview is not None]
+    return previews[0] if previews else None

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.layout.graphviz import EdgeRoute
+from explorer.ui.canvas.number_colours import NEUTRAL, NEUTRAL_HATCH, text_colour
 from explorer.ui.text import tooltip as plain_tooltip
 from explorer.ui.theme import canvas_colours, frame_colours
 
@@ -48,7 +49,8 @@ def box_size(lines: list[str]) -> tuple[float, float]:
 
 
 class LayerItem(QGraphicsRectItem):
-    """One layer (or a collapsed nested model): coloured by category, with name, class and output shape."""
+    """One layer (or a collapsed nested model): coloured by category, or by a per-layer number, with name, class
+    and output shape."""
 
     def __init__(self, path: str, rect: tuple[float, float, float, float], lines: list[str], category: str,
                  badge: str = "", tooltip: str = "", problem: bool = False) -> None:
@@ -58,10 +60,12 @@ class LayerItem(QGraphicsRectItem):
         self.lines = lines
         self.badge = badge
         self.colour = QColor(CATEGORY_COLOURS.get(category, CATEGORY_COLOURS["other"]))
+        self.fill: QColor | None = self.colour  # what the box is filled with; None: a number it does not have
         self.is_group = category == "nested"
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsFocusable)
         self.setAcceptHoverEvents(True)
+        self.tooltip = tooltip
         self.setToolTip(plain_tooltip(tooltip))
         self.setZValue(2)
         self._hover = False
@@ -74,8 +78,11 @@ class LayerItem(QGraphicsRectItem):
         if self.problem and not selected:
             border = QColor(PROBLEM_COLOUR)
         painter.setPen(QPen(border, 3.0 if selected or self.problem else 1.0))
-        painter.setBrush(QBrush(self.colour))
+        painter.setBrush(QBrush(self.fill if self.fill is not None else NEUTRAL))
         painter.drawRoundedRect(rect, 6, 6)
+        if self.fill is None:
+            painter.setBrush(QBrush(NEUTRAL_HATCH, Qt.BrushStyle.BDiagPattern))
+            painter.drawRoundedRect(rect, 6, 6)
         if self.is_group:  # a second outline marks a collapsed nested model
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.setPen(QPen(QColor("#345"), 1.0, Qt.PenStyle.DashLine))
@@ -83,7 +90,7 @@ class LayerItem(QGraphicsRectItem):
         if painter.worldTransform().m11() < 0.25:
             return  # too small to read: colour only
         title, detail = box_fonts()
-        painter.setPen(QColor("#111111"))
+        painter.setPen(text_colour(self.fill if self.fill is not None else NEUTRAL))
         y = rect.top() + PADDING - 2
         for index, text in enumerate(self.lines):
             font = title if index == 0 else detail
@@ -107,6 +114,18 @@ class LayerItem(QGraphicsRectItem):
             painter.drawRoundedRect(badge_rect, 8, 8)
             painter.setPen(QColor("white"))
             painter.drawText(badge_rect, Qt.AlignmentFlag.AlignCenter, self.badge)
+
+    def show_number(self, fill: QColor | None, note: str) -> None:
+        """Fill with a number's colour (None: the layer has no number, drawn neutral), said in the tooltip."""
+        self._fill(fill, f"{self.tooltip}\n{note}")
+
+    def show_category(self) -> None:
+        self._fill(self.colour, self.tooltip)
+
+    def _fill(self, fill: QColor | None, tooltip: str) -> None:
+        self.fill = fill
+        self.setToolTip(plain_tooltip(tooltip))
+        self.update()
 
     def hoverEnterEvent(self, event) -> None:
         self._hover = True

@@ -1,7 +1,9 @@
-"""The sortable summary table (like ``model.summary()``), its selection synchronised with the graph."""
+"""The sortable summary table (like ``model.summary()``), its selection synchronised with the graph, with a
+column for the per-layer number the graph is coloured by."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from PySide6.QtCore import (
@@ -18,10 +20,12 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView
 
 from explorer.model.graph import LayerGraph
 from explorer.model.summary import output_shape_text
+from explorer.ui.layer_values import number_text
 from explorer.ui.session import Session
 from explorer.ui.text import escape, tooltip
 
-COLUMNS = ("Layer", "Class", "Output shape", "Params", "Connected to")
+COLUMNS = ("Layer", "Class", "Output shape", "Params", "Number", "Connected to")
+PARAMS, NUMBER = 3, 4
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 Index = QModelIndex | QPersistentModelIndex
@@ -31,6 +35,8 @@ class SummaryModel(QAbstractTableModel):
     def __init__(self, graph: LayerGraph | None = None) -> None:
         super().__init__()
         self.rows: list[tuple[str, list[str], int]] = []
+        self.measure = ""  # the header of the number column
+        self.numbers: list[float | None] = []  # per row
         if graph:
             self.set_graph(graph)
 
@@ -45,10 +51,21 @@ class SummaryModel(QAbstractTableModel):
                 node.class_name,
                 output_shape_text(graph, node.path),
                 f"{params:,}",
+                "",
                 ", ".join(graph.node(p).name for p in graph.inbound(node.path)),
             ]
             self.rows.append((node.path, cells, params))
+        self.numbers = [None] * len(self.rows)
         self.endResetModel()
+
+    def set_numbers(self, measure: str, numbers: list[float | None]) -> None:
+        """The number column: one value per row (None: the layer has none)."""
+        self.measure, self.numbers = measure, numbers
+        for row, value in enumerate(numbers):
+            self.rows[row][1][NUMBER] = number_text(value) if measure else ""
+        self.headerDataChanged.emit(Qt.Orientation.Horizontal, NUMBER, NUMBER)
+        if self.rows:
+            self.dataChanged.emit(self.index(0, NUMBER), self.index(len(self.rows) - 1, NUMBER))
 
     def rowCount(self, parent: Index | None = None) -> int:
         return 0 if parent is not None and parent.isValid() else len(self.rows)
@@ -57,23 +74,33 @@ class SummaryModel(QAbstractTableModel):
         return 0 if parent is not None and parent.isValid() else len(COLUMNS)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        path, cells, params = self.rows[index.row()]
+        path, cells, _params = self.rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             return cells[index.column()]
         if role == Qt.ItemDataRole.ToolTipRole:
             return tooltip(cells[index.column()])
         if role == SORT_ROLE:
-            return params if index.column() == 3 else index.row() if index.column() == 0 else cells[index.column()]
+            return self._sort_key(index.row(), index.column())
         if role == PATH_ROLE:
             return path
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 3:
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in (PARAMS, NUMBER):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
+    def _sort_key(self, row: int, column: int) -> Any:
+        if column == NUMBER:  # numerically; the layers without a number together below the smallest
+            value = self.numbers[row]
+            return value if value is not None else -math.inf
+        _path, cells, params = self.rows[row]
+        return params if column == PARAMS else row if column == 0 else cells[column]
+
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        text = self.measure[:1].upper() + self.measure[1:] if section == NUMBER and self.measure else COLUMNS[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return text
+        return tooltip(text) if role == Qt.ItemDataRole.ToolTipRole and section == NUMBER else None
 
     def row_of(self, path: str) -> int:
         return next((i for i, row in enumerate(self.rows) if row[0] == path), -1)
@@ -102,6 +129,8 @@ class SummaryPanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(20)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideRight)  # a long measure's name
+        self.table.setColumnHidden(NUMBER, True)  # shown while the graph is coloured by a number
         self.table.selectionModel().currentRowChanged.connect(self._on_row)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         layout = QVBoxLayout(self)
@@ -114,6 +143,9 @@ class SummaryPanel(QWidget):
     def follow(self, session: Session) -> None:
         # What the table itself started (a click, Ctrl+click) is not mirrored back onto it mid-click.
         session.graph_changed.connect(lambda: self.set_graph(session.graph))
+        session.graph_changed.connect(lambda: self.show_numbers(session))
+        session.numbers_changed.connect(lambda: self.show_numbers(session))
+        session.selection_changed.connect(lambda: self.show_numbers(session) if session.numbers else None)
         session.selection_changed.connect(
             lambda: self.select(session.layer) if session.layer and not self._reporting else None)
         session.chosen_changed.connect(
@@ -131,8 +163,18 @@ class SummaryPanel(QWidget):
         self.totals.setText(
             f"<b>{escape(graph.name)}</b> ({graph.kind}, {len(graph.nodes)} layers) — total params <b>{total:,}</b> · "
             f"trainable {trainable:,} · non-trainable {non_trainable:,}")
-        for column, width in enumerate((220, 150, 150, 90)):
+        for column, width in enumerate((220, 150, 150, 90, 110)):
             self.table.setColumnWidth(column, width)
+
+    def show_numbers(self, session: Session) -> None:
+        """The session's numbers in their column (hidden without any), at the call sites the graph shows."""
+        numbers = session.numbers
+        self.table.setColumnHidden(NUMBER, numbers is None)
+        if numbers is None:
+            self.model.set_numbers("", [None] * len(self.model.rows))
+            return
+        values = [numbers.value(path, session.shown_call_site(path)) for path, _cells, _params in self.model.rows]
+        self.model.set_numbers(numbers.measure, values)
 
     def select(self, path: str) -> None:
         row = self.model.row_of(path)
