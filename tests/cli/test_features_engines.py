@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -237,28 +238,49 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_image_appears_once(work):
     assert rows.keys() == {str(p.resolve()) for p in folder.glob("*.png")}
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _alive_nodes(address: str, env: dict[str, str]) -> int:
+    code = f"import ray; ray.init(address={address!r}); print(sum(n['Alive'] for n in ray.nodes()))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    return int(done.stdout.split()[-1]) if done.returncode == 0 and done.stdout.split() else 0
+
+
 @pytest.fixture
 def two_nodes(monkeypatch: pytest.MonkeyPatch) -> str:
-    """A Ray cluster of two nodes on this machine: a head and a worker node, each with its own CPUs."""
+    """A Ray cluster of two nodes on this machine: a head and a worker node, each with its own CPUs. Each is a
+    ``ray start --block`` process of its own, stopped with its own processes (``ray stop`` would stop every Ray
+    runtime on the machine, other users' too)."""
     ray = str(Path(sys.executable).with_name("ray"))
     scratch = tempfile.mkdtemp(prefix="kx-ray-", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
-    port = 26379
+    address = f"127.0.0.1:{_free_port()}"
     # Token authentication, as a real cluster has it: every process of the cluster and the job gets the token.
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    common = ["--num-cpus", "2", "--disable-usage-stats"]
-    subprocess.run([ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
-    head = subprocess.run([ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common,
-                           "--temp-dir", scratch], capture_output=True, text=True, env=env, timeout=180)
-    assert head.returncode == 0, head.stderr[-2000:]
+    common = ["--num-cpus", "2", "--disable-usage-stats", "--block"]
+    nodes = [subprocess.Popen([ray, "start", "--head", "--port", address.rsplit(":", 1)[1], "--include-dashboard",
+                               "false", "--temp-dir", scratch, *common], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
-        worker = subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common], capture_output=True,
-                                text=True, env=env, timeout=180)
-        assert worker.returncode == 0, worker.stderr[-2000:]
-        yield f"127.0.0.1:{port}"
+        deadline = time.monotonic() + CLI_TIMEOUT_S
+        while _alive_nodes(address, env) < 1:
+            assert time.monotonic() < deadline and nodes[0].poll() is None, "the head node did not start"
+            time.sleep(1)
+        nodes.append(subprocess.Popen([ray, "start", "--address", address, *common], env=env, start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        while _alive_nodes(address, env) < 2:
+            assert time.monotonic() < deadline and nodes[1].poll() is None, "the worker node did not join"
+            time.sleep(1)
+        yield address
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        for node in reversed(nodes):
+            os.killpg(node.pid, signal.SIGTERM)  # --block: ray start stops the processes it started
+            node.wait(120)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
