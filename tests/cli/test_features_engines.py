@@ -204,9 +204,25 @@ def test_resume_skips_what_the_folder_holds_and_adds_the_rest_once(work):
     assert "0 images" in third.stdout and len(_rows(work / "resumed")) == 12
 
 
-def _worker_pids() -> set[int]:
+def _worker_pids(root: int) -> set[int]:
+    """The Ray Data actors (MapWorker) among ``root``'s descendants: this run's, never another Ray's on the
+    machine."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
     done = subprocess.run(["pgrep", "-f", "MapWorker"], capture_output=True, text=True)
-    return {int(pid) for pid in done.stdout.split()}
+    found = set()
+    for pid in map(int, done.stdout.split()):
+        ancestor = parents.get(pid)
+        while ancestor not in (None, 0, 1, root):
+            ancestor = parents.get(ancestor)
+        if ancestor == root:
+            found.add(pid)
+    return found
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_every_image_appears_once(work):
@@ -215,7 +231,6 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_image_appears_once(work):
     source = Image.open(IMAGES / "brick.png").convert("RGB")
     for index in range(COUNT_TO_KILL):
         source.rotate(index * 0.75).save(folder / f"{index:03d}.png")
-    before = _worker_pids()
     # One image per call: the run lasts a few seconds after its first part is written, time to kill a worker.
     process = _start(_features(work, "killed/", "--engine", "ray", "--batch-size", "1", images="many"), work)
     output: list[str] = []
@@ -223,7 +238,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_image_appears_once(work):
     reader.start()
     killed, deadline = None, time.monotonic() + CLI_TIMEOUT_S
     while killed is None and time.monotonic() < deadline and process.poll() is None:
-        started = _worker_pids() - before
+        started = _worker_pids(process.pid)
         if started and list((work / "killed").glob(".*.partial")) + list((work / "killed").glob("*.parquet")):
             killed = min(started)
             os.kill(killed, signal.SIGKILL)
