@@ -45,9 +45,41 @@ Prints progress lines, then as its last line one JSON object of medians:
   ``resnet50.preprocess_input``, then the extractor ``keras.Model(model.input, layer.output)``, measured both
   ways users call it (``predict_on_batch`` and ``extractor(batch, training=False)``) in the first round and
   the faster one (``plain_keras_way``) in every round; images/s of the loop (not loading the model), median.
-  Target: ``features_images_per_s >= plain_keras_images_per_s`` (``features_vs_plain`` is their ratio).
+  Target: ``features_images_per_s >= plain_keras_images_per_s`` (``features_vs_plain`` is their ratio);
+- ``features_ray_images_per_s``: the same CLI with ``--engine ray --workers 1 --pool avg -o OUT/`` (a Parquet
+  dataset folder; Ray Data on a local Ray runtime) over the same 1,000 JPEGs, same layer and batch size, in
+  the same rounds; the images/s it prints (from starting Ray to the last file written: Ray's start-up, the
+  actor's TensorFlow import and extractor load, the extraction, writing), median; the baseline
+  ``features_local_parquet_images_per_s``, the local engine with ``--pool avg -o OUT/`` (from the first batch
+  to the last); ``ray_vs_local`` their ratio (target >= 0.8); ``features_ray_process_s`` and
+  ``features_local_parquet_process_s``, the wall time of each whole process, median, and
+  ``features_ray_parts_s``, where the Ray process's time goes (median per part, read from the times its
+  stderr lines came and from Ray Data's log: ``before_ray``, process start to the extractor exported;
+  ``ray_start``, to Ray Data starting the dataset; ``actor_start``, to the first block handed to the actor
+  (its TensorFlow import, the extractor loaded and its predict function built); ``extraction``, to the
+  dataset finished; ``shutdown_exit``); both outputs are checked (1,000 rows each, the same paths, read with
+  pyarrow); ``ray_vs_local_extraction``: the ratio once started, Ray's images/s over its ``extraction`` part
+  over the local engine's from its first batch to its last (both logged); other worker counts can be tried
+  once (``RAY_WORKERS_TRIED``: ``features_ray_workers{N}_images_per_s``);
+- ``features_local_peak_mb_1k``, ``features_local_peak_mb_10k``, ``features_ray_peak_mb_1k``,
+  ``features_ray_peak_mb_10k``: the peak resident memory of each engine's whole process tree (the CLI and
+  all its descendants: Ray's GCS server, raylet, workers, actor; ``process_tree.py`` sums their VmRSS every
+  0.2 s and keeps the largest sum) over 1,000 and over 10,000 PNGs of 64x64 (``feature_images.py``, made once
+  in the cache folder) with the demo model ``resources/demo_model.keras`` at ``global_pool`` (128 values),
+  batch 32, one run each; ``features_local_peak_growth`` and ``features_ray_peak_growth``: 10k over 1k
+  (target <= 1.2: memory stays flat as the folder grows);
+- ``features_processes_left_running``: processes of those engine runs (the CLI's descendants) still alive 5 s
+  after the CLI exited, over the whole step (expected 0; they are listed in the log, then killed).
 
-``bench.py --only STEP...`` runs some steps only (window, gui, activations, summary, plot_model, features).
+- ``gradcam_ratio``: Grad-CAM on ResNet50's last spatial layer (explorer.runtime.attribution, median of 5 after
+  the first call, ``gradcam_first_s``, which builds the cut) over a plain ``model(x)`` of the same model in the
+  same process (``gradcam_forward_s``), target <= 2.5; ``one_pass_effb7_peak_gb``: the peak memory of a process
+  computing every layer's statistics of EfficientNetB7 at 600x600 in one pass (explorer.runtime.layer_stats),
+  target <= 2.5 GB, beside ``forward_effb7_peak_gb``, a process's peak for one plain forward pass (each in a
+  process of its own: ``attribution_time.py``).
+
+``bench.py --only STEP...`` runs some steps only (window, gui, activations, summary, plot_model, features,
+attribution).
 
 Models are cached in ``$KERAS_EXPLORER_BENCH_CACHE`` (default: ``<tmp>/keras-explorer-bench``) and reused.
 Targets are printed next to the results; missing one does not fail the run.
@@ -60,6 +92,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,6 +100,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.live.protocol import WorkerState
@@ -104,7 +138,23 @@ FEATURES_BATCH = 32
 FEATURES_ROUNDS = 3  # each round: the CLI, then the plain loop (both ways in the first round)
 FEATURES_TIMEOUT_S = 1800.0
 PLAIN_WAYS = ("predict_on_batch", "call")
-STEPS = ("window", "gui", "activations", "summary", "plot_model", "features")
+ENGINE_POOL = "avg"  # the engines' Parquet runs: one 1,024-vector per image (4 MB of Parquet, not 800 MB)
+RAY_WORKERS = 1  # one extractor on a 2-core machine: TensorFlow already uses both cores
+# Worker counts to try once, in the first round, next to RAY_WORKERS (features_ray_workers{N}_images_per_s).
+# Empty: the step must stay near 12 minutes. Measured on this 2-CPU machine with two calls per actor, alternating:
+# --workers 2 24.5 and 23.2 images/s, --workers 1 26.2 and 25.4, and 5.7 GB peak instead of 4.0; with two actors
+# holding both CPUs no write task gets one until they finish, so every block waits in the object store.
+RAY_WORKERS_TRIED: tuple[int, ...] = ()
+TARGET_RAY_VS_LOCAL = 0.8  # at least
+MEMORY_MODEL = HERE.parent / "resources" / "demo_model.keras"  # small and fast: 10,000 images in seconds
+MEMORY_LAYER = "global_pool"  # (128,)
+MEMORY_COUNTS = (1000, 10000)  # 64x64 PNGs (feature_images.py, small=64), made once in the cache folder
+SMALL_IMAGE_SIDE = 64
+TARGET_MEMORY_GROWTH = 1.2  # peak at 10k over peak at 1k, at most
+LEFT_RUNNING: list[str] = []  # processes of the engines' runs still alive after their CLI exited (then killed)
+STEPS = ("window", "gui", "activations", "summary", "plot_model", "features", "attribution")
+GRADCAM_TARGET = 2.5  # Grad-CAM on ResNet50 over its plain forward pass, at most
+ONE_PASS_TARGET_GB = 2.5  # every layer's statistics of EfficientNetB7 at 600x600 in one pass: peak, at most
 LIVE_TIMEOUT_S = 300.0  # starting the worker (TensorFlow import) and loading EfficientNetB7 on a busy machine
 
 
@@ -176,6 +226,32 @@ def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 900
 
 def last_json(output: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- attribution and one pass
+
+
+def measure_attribution(paths: dict[str, Path]) -> dict:
+    """Grad-CAM against a plain forward pass (ResNet50), and EfficientNetB7's every-layer statistics in one pass
+    against a plain forward pass's peak memory; each in a process of its own (attribution_time.py)."""
+    script = str(HERE / "attribution_time.py")
+    log("attribution: Grad-CAM on ResNet50's last spatial layer vs model(x) (attribution_time.py, medians of 5)")
+    gradcam = last_json(run([PYTHON, script, "gradcam", str(paths["resnet50"])]).stdout)
+    ratio = round(gradcam["gradcam_s"] / gradcam["forward_s"], 3)
+    log(f"  forward {gradcam['forward_s']:.3f} s, Grad-CAM on {gradcam['layer']} {gradcam['gradcam_s']:.3f} s "
+        f"(first, building the cut: {gradcam['gradcam_first_s']:.3f} s); gradcam_ratio {ratio:.2f}"
+        f"{verdict(ratio, GRADCAM_TARGET, '')}")
+    log("one pass: every layer's statistics of EfficientNetB7 at 600x600 vs one plain forward pass, peak memory")
+    one_pass = last_json(run([PYTHON, script, "one_pass", str(paths["efficientnetb7"])]).stdout)
+    forward = last_json(run([PYTHON, script, "forward", str(paths["efficientnetb7"])]).stdout)
+    peak, plain = round(one_pass["peak_mb"] / 1024, 3), round(forward["peak_mb"] / 1024, 3)
+    log(f"  {one_pass['layers']} layer outputs in {one_pass['one_pass_s']:.1f} s, peak {peak:.2f} GB "
+        f"(model loaded: {one_pass['loaded_mb'] / 1024:.2f} GB){verdict(peak, ONE_PASS_TARGET_GB, ' GB')}; "
+        f"the plain forward pass peaks at {plain:.2f} GB ({forward['forward_s']:.1f} s)")
+    return {"gradcam_s": round(gradcam["gradcam_s"], 4), "gradcam_forward_s": round(gradcam["forward_s"], 4),
+            "gradcam_ratio": ratio, "gradcam_first_s": round(gradcam["gradcam_first_s"], 4),
+            "one_pass_effb7_s": round(one_pass["one_pass_s"], 2), "one_pass_effb7_peak_gb": peak,
+            "forward_effb7_peak_gb": plain}
 
 
 # --------------------------------------------------------------------------- models
@@ -668,6 +744,18 @@ def npz_array_header(path: Path, name: str) -> tuple[tuple[int, ...], str]:
     return tuple(shape), str(dtype)
 
 
+def features_line(stdout: str, count: int) -> tuple[str, float]:
+    """(feature shape, images/s) from the last line 'explorer features' prints; fails unless it kept all."""
+    last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    found = re.search(r": (\d+) images, features \(([\d, ]+)\), ([\d.]+) images/s, (\d+) skipped$", last)
+    if not found:
+        raise RuntimeError(f"unexpected last line from 'explorer features': {last!r}")
+    images, shape, rate, skipped = found.groups()
+    if int(images) != count or int(skipped):
+        raise RuntimeError(f"'explorer features' kept {images} of {count} images and skipped {skipped}: {last!r}")
+    return shape, float(rate)
+
+
 def run_features_cli(model: Path, folder: Path, out: Path) -> tuple[float, float]:
     """One ``python -m explorer features`` process: (images/s it prints, whole-process wall seconds)."""
     args = [PYTHON, "-m", "explorer", "features", str(model), "--layer", FEATURES_LAYER, "--images", str(folder),
@@ -675,16 +763,10 @@ def run_features_cli(model: Path, folder: Path, out: Path) -> tuple[float, float
     start = time.perf_counter()
     result = run(args, timeout=FEATURES_TIMEOUT_S)
     wall = time.perf_counter() - start
-    last = result.stdout.strip().splitlines()[-1]
-    found = re.search(r": (\d+) images, features \(([\d, ]+)\), ([\d.]+) images/s, (\d+) skipped$", last)
-    if not found:
-        raise RuntimeError(f"unexpected last line from 'explorer features': {last!r}")
-    images, shape, rate, skipped = found.groups()
-    if int(images) != FEATURE_IMAGES or int(skipped):
-        raise RuntimeError(f"'explorer features' kept {images} images and skipped {skipped}: {last!r}")
+    shape, rate = features_line(result.stdout, FEATURE_IMAGES)
     written = npz_array_header(out, "features")
-    if written[0][0] != FEATURE_IMAGES or written[1] != "float32" or str(written[0]) != f"({shape})":
-        raise RuntimeError(f"{out.name} holds features {written}, the CLI printed ({shape})")
+    if written[0][0] != FEATURE_IMAGES or written[1] != "float32" or str(written[0][1:]) != f"({shape})":
+        raise RuntimeError(f"{out.name} holds features {written}, the CLI printed ({shape}) per image")
     size_mb = out.stat().st_size / 1e6
     out.unlink()  # 800 MB
     log(f"    CLI     {float(rate):6.2f} images/s   whole process {wall:6.1f} s   ({written[0]} {written[1]}, "
@@ -703,6 +785,251 @@ def run_plain_features(model: Path, folder: Path, way: str) -> float:
     return data["images_per_s"]
 
 
+@dataclass
+class EngineRun:
+    """One ``explorer features --engine ENGINE -o OUT/`` process, its output read back with pyarrow."""
+
+    engine: str
+    rate: float  # the images/s it printed
+    wall_s: float  # the whole process
+    peak_mb: float  # summed VmRSS of its process tree at the peak
+    pss_mb: float
+    parts_s: dict[str, float | None]  # where its time went (see ray_parts, local_parts)
+    steady: float | None  # images/s of the extraction: Ray's (see ray_parts), local's after its first batch
+    paths: list[str]  # the rows' paths, sorted
+    features: object  # numpy (rows, size) float32, in the order of paths
+    note: str  # the parts and the memory, for the log
+
+
+def engine_run(model: Path, layer: str, folder: Path, count: int, out: Path, engine: str, *, pool: str,
+               preprocess: str | None = None, workers: int | None = None) -> EngineRun:
+    """Run the CLI into the folder ``out`` (removed afterwards), watching its process tree; fails loudly
+    unless it printed and wrote ``count`` rows, one per image of ``folder``."""
+    from process_tree import run_watched
+
+    args = [PYTHON, "-m", "explorer", "features", str(model), "--layer", layer, "--images", str(folder),
+            "--batch-size", str(FEATURES_BATCH), "--pool", pool, "-o", f"{out}{os.sep}", "--engine", engine]
+    args += ["--preprocess", preprocess] if preprocess else []
+    args += ["--workers", str(workers)] if workers else []
+    watched = run_watched(args, FEATURES_TIMEOUT_S)
+    if watched.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited with {watched.returncode}:\n{watched.stderr_tail()}")
+    _, rate = features_line(watched.stdout, count)
+    paths, features = read_feature_folder(out)
+    shutil.rmtree(out)
+    expected = sorted(str(path.resolve()) for path in folder.iterdir() if path.is_file())
+    if paths != expected:
+        missing, extra = len(set(expected) - set(paths)), len(paths) - len(set(paths))
+        raise RuntimeError(f"{engine}: {out} holds {len(paths)} rows for the {len(expected)} images of {folder} "
+                           f"({missing} images missing, {extra} duplicate rows)")
+    parts, steady, text = ray_parts(watched, count) if engine == "ray" else local_parts(watched)
+    memory = f"peak {watched.peak_rss_bytes / 2**20:.0f} MB RSS ({watched.peak_pss_bytes / 2**20:.0f} MB PSS"
+    tops = sorted(watched.peak_parts.items(), key=lambda item: -item[1])
+    memory += f"; {watched.processes} processes at most: " + ", ".join(
+        f"{name} {size / 2**20:.0f}" for name, size in tops[:4]) + (", ..." if len(tops) > 4 else "") + ")"
+    cpu = sorted(watched.cpu_s.items(), key=lambda item: -item[1])
+    memory += f"; CPU {sum(watched.cpu_s.values()):.0f} s: " + ", ".join(
+        f"{name} {seconds:.1f}" for name, seconds in cpu[:5]) + (", ..." if len(cpu) > 5 else "")
+    if watched.left_running:
+        memory += f"; LEFT RUNNING after exit: {', '.join(watched.left_running)}"
+        LEFT_RUNNING.extend(f"{engine}: {process}" for process in watched.left_running)
+    return EngineRun(engine, rate, watched.wall_s, round(watched.peak_rss_bytes / 2**20, 1),
+                     round(watched.peak_pss_bytes / 2**20, 1), parts, steady, paths, features, f"{text}; {memory}")
+
+
+def read_feature_folder(out: Path) -> tuple[list[str], object]:
+    """(paths sorted, their features as a (rows, size) float32 array) of a Parquet dataset folder."""
+    import numpy as np
+    import pyarrow.dataset as ds
+
+    table = ds.dataset(out, format="parquet").to_table(columns=["path", "features"])  # "_skipped/" is ignored
+    paths = table.column("path").to_pylist()
+    column = table.column("features").combine_chunks()
+    features = column.flatten().to_numpy().reshape(len(paths), column.type.list_size)
+    order = np.argsort(np.array(paths, dtype=object), kind="stable")
+    return [paths[i] for i in order], features[order]
+
+
+def compare_outputs(local: EngineRun, ray: EngineRun) -> str:
+    import numpy as np
+
+    if local.paths != ray.paths:
+        raise RuntimeError(f"the engines wrote different paths ({len(set(local.paths) ^ set(ray.paths))} differ)")
+    difference = float(np.max(np.abs(local.features - ray.features))) if local.paths else 0.0
+    scale = float(np.max(np.abs(local.features))) if local.paths else 0.0
+    return (f"both folders: {len(local.paths)} rows, the same paths; features max abs difference "
+            f"{difference:.2g} (largest value {scale:.3g})")
+
+
+def ray_data_times(watched) -> tuple[list[float], list[float]]:
+    """Seconds since the process started at which Ray Data handed each block to the extractor actor and each
+    extracted block to a write task (from its log, ``<session>/logs/ray-data/ray-data.log``)."""
+    from datetime import datetime
+
+    line = watched.first(r"Full logs are in ")
+    if line is None:
+        return [], []
+    log_file = Path(re.search(r"Full logs are in (\S+)", line[1]).group(1)) / "ray-data.log"
+    maps, writes = [], []
+    try:
+        text = log_file.read_text(errors="replace")
+    except OSError:
+        return [], []
+    for found in re.finditer(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\s.*Executing map task of operator "
+                             r"(MapBatches|Write)", text, re.MULTILINE):
+        seconds = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() - watched.started_at
+        (maps if found.group(2) == "MapBatches" else writes).append(seconds)
+    return sorted(maps), sorted(writes)
+
+
+def ray_parts(watched, count: int) -> tuple[dict[str, float | None], float | None, str]:
+    """The Ray process's wall time in parts: up to the extractor exported (start-up, model load, export and
+    check), Ray's start (ray.init, the extractor into the object store, the dataset planned), the actors'
+    start (worker processes, their TensorFlow import, the extractor loaded and its predict function built),
+    the extraction (the first block handed to an actor until the dataset finished: decoding, inference and
+    writing, the actor running two blocks at once), and Ray's shutdown and the process exit. Also the
+    extraction's images/s."""
+    exported = watched.first(r"^extractor for the workers:")
+    executing = watched.first(r"Starting execution of Dataset")
+    finished = watched.last(r"execution finished in")
+    maps, writes = ray_data_times(watched)
+    marks = [0.0, exported and exported[0], executing and executing[0], maps[0] if maps else None,
+             finished and finished[0], watched.wall_s]
+    names = ("before_ray", "ray_start", "actor_start", "extraction", "shutdown_exit")
+    parts = {name: (round(end - start, 3) if start is not None and end is not None else None)
+             for name, start, end in zip(names, marks, marks[1:], strict=False)}
+    text = ", ".join(f"{name.replace('_', ' ')} {'?' if value is None else f'{value:.1f}'}"
+                     for name, value in parts.items()) + " s"
+    rate = count / parts["extraction"] if parts["extraction"] else None
+    if rate is not None:
+        text += f"; extraction {rate:.1f} images/s"
+    if maps and writes:
+        text += (f", its {len(writes)} blocks written {writes[0] - maps[0]:.1f} to {writes[-1] - maps[0]:.1f} s "
+                 "after the first was handed out")
+    return parts, rate, text
+
+
+def local_parts(watched) -> tuple[dict[str, float | None], float | None, str]:
+    """The local process's wall time in parts: up to the first batch shown by the progress bar (start-up,
+    model load, the extractor built, the first batch and its trace), the other batches, and the exit."""
+    progress = [(t, int(m.group(1))) for t, line in watched.lines
+                if (m := re.search(r"\] (\d+)/\d+ images, ", line))]
+    if not progress:
+        return {"to_first_batch": None, "other_batches": None, "exit": None}, None, "no progress lines"
+    (first, first_done), (last, last_done) = progress[0], progress[-1]
+    parts = {"to_first_batch": round(first, 3), "other_batches": round(last - first, 3),
+             "exit": round(watched.wall_s - last, 3)}
+    steady = (last_done - first_done) / max(last - first, 1e-9)
+    return parts, steady, (f"to the first batch {first:.1f}, other batches {last - first:.1f}, exit "
+                   f"{watched.wall_s - last:.1f} s; {steady:.1f} images/s after the first batch")
+
+
+def engines_round(model: Path, folder: Path, scratch: Path, first_round: bool) -> dict[str, EngineRun]:
+    """The local engine, then Ray (and, in the first round, Ray with RAY_WORKERS_TRIED), into Parquet folders."""
+    common = {"pool": ENGINE_POOL, "preprocess": "caffe"}
+    runs = {"local": engine_run(model, FEATURES_LAYER, folder, FEATURE_IMAGES, scratch / "engine-local", "local",
+                                **common)}
+    for workers in (RAY_WORKERS, *(RAY_WORKERS_TRIED if first_round else ())):
+        runs[f"ray{workers}"] = engine_run(model, FEATURES_LAYER, folder, FEATURE_IMAGES, scratch / "engine-ray",
+                                           "ray", workers=workers, **common)
+    for name, result in runs.items():
+        label = "local" if name == "local" else f"ray -w{name[3:]}"
+        log(f"    {label:8}{result.rate:6.2f} images/s   whole process {result.wall_s:6.1f} s   ({result.note})")
+    log(f"    {compare_outputs(runs['local'], runs[f'ray{RAY_WORKERS}'])}")
+    return runs
+
+
+def series(runs: list[EngineRun], key: str) -> str:
+    return ", ".join(f"{getattr(run, key):.2f}" for run in runs)
+
+
+def median_parts(runs: list[EngineRun]) -> dict[str, float | None]:
+    parts = {}
+    for name in runs[0].parts_s:
+        values = [run.parts_s[name] for run in runs if run.parts_s[name] is not None]
+        parts[name] = median(values) if values else None
+    return parts
+
+
+def parts_line(parts: dict[str, float | None]) -> str:
+    return ", ".join(f"{name} {'?' if value is None else f'{value:.1f}'}" for name, value in parts.items()) + " s"
+
+
+def measure_engines(rounds: list[dict[str, EngineRun]], npz_rate: float) -> dict:
+    local = [r["local"] for r in rounds]
+    ray = [r[f"ray{RAY_WORKERS}"] for r in rounds]
+    ours, theirs = (round(statistics.median(x.rate for x in runs), 3) for runs in (ray, local))
+    ratio = round(ours / theirs, 3)
+    log(f"  features_local_parquet_images_per_s: median {theirs:.2f}  [{series(local, 'rate')}]  (the baseline; "
+        f"the .npz run, --pool none: {npz_rate:.2f})")
+    log(f"  features_ray_images_per_s: median {ours:.2f}  [{series(ray, 'rate')}]  (--workers {RAY_WORKERS})")
+    log(f"  ray_vs_local: {ratio:.2f}  (target >= {TARGET_RAY_VS_LOCAL}: "
+        f"{'met' if ratio >= TARGET_RAY_VS_LOCAL else 'MISSED'})")
+    results = {"features_local_parquet_images_per_s": theirs, "features_ray_images_per_s": ours,
+               "ray_vs_local": ratio,
+               "features_local_parquet_process_s": median([x.wall_s for x in local]),
+               "features_ray_process_s": median([x.wall_s for x in ray])}
+    log(f"  features_local_parquet_process_s: median {results['features_local_parquet_process_s']:.1f} s  "
+        f"[{series(local, 'wall_s')}];  features_ray_process_s: median {results['features_ray_process_s']:.1f} s"
+        f"  [{series(ray, 'wall_s')}]")
+    log(f"  ray/local per round: {', '.join(f'{r.rate / x.rate:.2f}' for r, x in zip(ray, local, strict=True))}")
+    ray_steady, local_steady = ([x.steady for x in runs if x.steady is not None] for runs in (ray, local))
+    if ray_steady and local_steady:
+        value = round(statistics.median(ray_steady) / statistics.median(local_steady), 3)
+        results["ray_vs_local_extraction"] = value
+        log(f"  ray_vs_local_extraction: {value:.2f}  (once started: Ray {statistics.median(ray_steady):.2f} "
+            f"images/s from the first block handed to its actor to the dataset finished "
+            f"[{', '.join(f'{v:.2f}' for v in ray_steady)}], local {statistics.median(local_steady):.2f} from its "
+            f"first batch to its last [{', '.join(f'{v:.2f}' for v in local_steady)}])")
+    results["features_ray_parts_s"] = median_parts(ray)
+    log(f"  features_ray_parts_s (median): {parts_line(results['features_ray_parts_s'])}")
+    log(f"  the local engine's parts (median): {parts_line(median_parts(local))}")
+    for workers in RAY_WORKERS_TRIED:
+        tried = rounds[0][f"ray{workers}"]
+        results[f"features_ray_workers{workers}_images_per_s"] = round(tried.rate, 3)
+        log(f"  features_ray_workers{workers}_images_per_s: {tried.rate:.2f} (once; --workers {RAY_WORKERS} in "
+            f"that round: {rounds[0][f'ray{RAY_WORKERS}'].rate:.2f})")
+    return results
+
+
+def small_image_folder(count: int) -> Path:
+    from feature_images import make_images  # benchmarks/ is on sys.path: bench.py runs as a script
+
+    folder = CACHE / f"features-png{SMALL_IMAGE_SIDE}-{count}"
+    made, seconds = make_images(folder, count, small=SMALL_IMAGE_SIDE)
+    log(f"  {'made' if made else 'reusing'} {count} PNGs ({SMALL_IMAGE_SIDE}x{SMALL_IMAGE_SIDE}) in {folder}"
+        + (f" ({seconds:.1f} s)" if made else ""))
+    return folder
+
+
+def measure_engine_memory(scratch: Path) -> dict:
+    log(f"features memory: peak RSS of the whole process tree, 'explorer features {MEMORY_MODEL.name} --layer "
+        f"{MEMORY_LAYER} --batch-size {FEATURES_BATCH} -o OUT/', local and --engine ray --workers {RAY_WORKERS}, "
+        f"over {' and '.join(f'{count:,}' for count in MEMORY_COUNTS)} PNGs")
+    peaks: dict[str, dict[int, float]] = {"local": {}, "ray": {}}
+    for count in MEMORY_COUNTS:
+        folder = small_image_folder(count)
+        runs = {}
+        for engine in peaks:
+            runs[engine] = engine_run(MEMORY_MODEL, MEMORY_LAYER, folder, count, scratch / f"memory-{engine}",
+                                      engine, pool="none", workers=RAY_WORKERS if engine == "ray" else None)
+            peaks[engine][count] = runs[engine].peak_mb
+            log(f"    {engine:6} {count:6} images: {runs[engine].rate:7.1f} images/s   whole process "
+                f"{runs[engine].wall_s:5.1f} s   ({runs[engine].note})")
+        log(f"    {compare_outputs(runs['local'], runs['ray'])}")
+    results: dict = {}
+    small, large = MEMORY_COUNTS
+    for engine, peak in peaks.items():
+        for count in MEMORY_COUNTS:
+            results[f"features_{engine}_peak_mb_{count // 1000}k"] = peak[count]
+        growth = round(peak[large] / peak[small], 3)
+        results[f"features_{engine}_peak_growth"] = growth
+        log(f"  features_{engine}_peak_mb_{small // 1000}k: {peak[small]:.0f} MB, "
+            f"features_{engine}_peak_mb_{large // 1000}k: {peak[large]:.0f} MB; features_{engine}_peak_growth "
+            f"{growth:.2f}{verdict(growth, TARGET_MEMORY_GROWTH, '')}")
+    return results
+
+
 def measure_features(model: Path, scratch: Path) -> dict:
     log(f"features: 'python -m explorer features {model.name} --layer {FEATURES_LAYER} --preprocess caffe "
         f"--batch-size {FEATURES_BATCH}' vs a plain Keras loop (plain_features.py), {FEATURES_ROUNDS} rounds")
@@ -710,6 +1037,7 @@ def measure_features(model: Path, scratch: Path) -> dict:
     cli_rates, process_times = [], []
     plain: dict[str, list[float]] = {way: [] for way in PLAIN_WAYS}
     faster = None
+    engine_rounds = []
     for round_index in range(FEATURES_ROUNDS):
         log(f"  round {round_index + 1} ({load_average()})")
         rate, wall = run_features_cli(model, folder, scratch / "features.npz")
@@ -720,6 +1048,7 @@ def measure_features(model: Path, scratch: Path) -> dict:
         if faster is None:
             faster = max(PLAIN_WAYS, key=lambda way: plain[way][0])
             log(f"    plain way for the next rounds: {faster} (the faster one here)")
+        engine_rounds.append(engines_round(model, folder, scratch, round_index == 0))
     ours = round(statistics.median(cli_rates), 3)
     theirs = round(statistics.median(plain[faster]), 3)
     log(f"  features_images_per_s: median {ours:.2f}  [{', '.join(f'{r:.2f}' for r in cli_rates)}]")
@@ -731,10 +1060,18 @@ def measure_features(model: Path, scratch: Path) -> dict:
     ratio = round(ours / theirs, 3)
     log(f"  plain_keras_images_per_s: {theirs:.2f} ({faster})  (target features_images_per_s >= "
         f"plain_keras_images_per_s: {'met' if ours >= theirs else 'MISSED'}, ratio {ratio:.2f})")
-    return {"features_images_per_s": ours, "features_process_s": median(process_times),
-            "plain_keras_images_per_s": theirs, "plain_keras_way": faster, "features_vs_plain": ratio,
-            "plain_keras_ways_images_per_s": {way: round(statistics.median(rates), 3)
-                                              for way, rates in plain.items()}}
+    results = {"features_images_per_s": ours, "features_process_s": median(process_times),
+               "plain_keras_images_per_s": theirs, "plain_keras_way": faster, "features_vs_plain": ratio,
+               "plain_keras_ways_images_per_s": {way: round(statistics.median(rates), 3)
+                                                 for way, rates in plain.items()}}
+    log(f"features engines: the local engine and --engine ray into Parquet folders (-o OUT/, --pool {ENGINE_POOL}, "
+        f"--batch-size {FEATURES_BATCH}), the same {FEATURE_IMAGES} JPEGs, in the rounds above")
+    results.update(measure_engines(engine_rounds, ours))
+    results.update(measure_engine_memory(scratch))
+    results["features_processes_left_running"] = len(LEFT_RUNNING)
+    log(f"  features_processes_left_running: {len(LEFT_RUNNING)}"
+        + (f" ({', '.join(LEFT_RUNNING)})  (expected 0: MISSED)" if LEFT_RUNNING else "  (expected 0: met)"))
+    return results
 
 
 # --------------------------------------------------------------------------- main
@@ -771,9 +1108,12 @@ def main() -> int:
         def features() -> None:
             results.update(measure_features(paths["resnet50"], scratch_dir))
 
+        def attribution() -> None:
+            results.update(measure_attribution(paths))
+
         steps: dict[str, Callable[[], None]] = {"window": window, "gui": gui, "activations": activations,
                                                 "summary": summary, "plot_model": plot_model,
-                                                "features": features}
+                                                "features": features, "attribution": attribution}
         for name in chosen:
             with OtherLoad():
                 steps[name]()
@@ -786,7 +1126,14 @@ def main() -> int:
              "first_activation_keras2_s", "forward_keras2_s", "activation_ratio_keras2", "cached_switch_keras2_s",
              "first_activation_cold_keras2_s", "first_activation_worker_keras2_s", "open_to_loaded_keras2_s",
              "features_images_per_s", "features_process_s", "plain_keras_images_per_s", "plain_keras_way",
-             "features_vs_plain", "plain_keras_ways_images_per_s")
+             "features_vs_plain", "plain_keras_ways_images_per_s", "features_local_parquet_images_per_s",
+             "features_ray_images_per_s", "ray_vs_local", "ray_vs_local_extraction", "features_local_parquet_process_s",
+             "features_ray_process_s", "features_ray_parts_s",
+             *(f"features_ray_workers{n}_images_per_s" for n in RAY_WORKERS_TRIED),
+             "features_local_peak_mb_1k", "features_local_peak_mb_10k", "features_local_peak_growth",
+             "features_ray_peak_mb_1k", "features_ray_peak_mb_10k", "features_ray_peak_growth",
+             "features_processes_left_running", "gradcam_s", "gradcam_forward_s", "gradcam_ratio", "gradcam_first_s",
+             "one_pass_effb7_s", "one_pass_effb7_peak_gb", "forward_effb7_peak_gb")
     print(json.dumps({key: results[key] for key in order if key in results}), flush=True)
     return 0
 

@@ -6,6 +6,8 @@ only, no TensorFlow). Each image is a random crop (35-100 % of the shorter side,
 brightness, contrast, saturation and per-channel colour gains, resized to 224x224 (bicubic) and saved as JPEG
 quality 90. The content is deterministic (seeded). The folder is filled under a temporary name and renamed when
 complete, so an interrupted run never leaves a partial set behind; an existing complete folder is reused.
+With ``small=N`` (the memory benchmark's folders) the images are then resized to N x N and saved as PNG; the
+first K images of a larger folder are the images of a K folder (same seed).
 """
 
 from __future__ import annotations
@@ -24,17 +26,19 @@ QUALITY = 90
 TEXTURES = ("brick", "grass", "gravel")  # no up or down: any rotation still looks natural
 
 
-def image_names(count: int) -> list[str]:
-    return [f"img_{index:05d}.jpg" for index in range(count)]
+def image_names(count: int, suffix: str = "jpg") -> list[str]:
+    return [f"img_{index:05d}.{suffix}" for index in range(count)]
 
 
-def is_complete(folder: Path, count: int) -> bool:
-    return folder.is_dir() and all((folder / name).is_file() for name in image_names(count))
+def is_complete(folder: Path, names: list[str]) -> bool:
+    return folder.is_dir() and all((folder / name).is_file() for name in names)
 
 
-def make_images(folder: Path, count: int = 1000, seed: int = 0) -> tuple[bool, float]:
-    """Fill ``folder`` with ``count`` JPEGs unless it already holds them; returns (made now, seconds)."""
-    if is_complete(folder, count):
+def make_images(folder: Path, count: int = 1000, seed: int = 0, small: int | None = None) -> tuple[bool, float]:
+    """Fill ``folder`` with ``count`` JPEGs (``small``: small x small PNGs) unless it already holds them;
+    returns (made now, seconds)."""
+    names = image_names(count, "png" if small else "jpg")
+    if is_complete(folder, names):
         return False, 0.0
     start = time.perf_counter()
     sources = {path.stem: Image.open(path).convert("RGB") for path in sorted(SOURCES.iterdir())
@@ -44,10 +48,13 @@ def make_images(folder: Path, count: int = 1000, seed: int = 0) -> tuple[bool, f
     partial = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    for name in image_names(count):
+    for name in names:
         stem = stems[rng.integers(len(stems))]
         picture = _variant(sources[stem], stem in TEXTURES, rng)
-        picture.save(partial / name, "JPEG", quality=QUALITY)
+        if small:
+            picture.resize((small, small), Image.Resampling.BICUBIC).save(partial / name, "PNG")
+        else:
+            picture.save(partial / name, "JPEG", quality=QUALITY)
     shutil.rmtree(folder, ignore_errors=True)  # an incomplete older set
     partial.replace(folder)
     return True, time.perf_counter() - start
