@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", help="image file, fitted to the model input")
-    source.add_argument("--input", metavar="X.npy", help="array fed as is (with or without the batch axis)")
+    source.add_argument("--input", metavar="[NAME=]X.npy", help="array fed as is (with or without the batch axis)")
     parser.add_argument("--preprocess", choices=PRESETS[:-1], help="preset for --image (default: suggested)")
     parser.add_argument("--class", dest="class_", metavar="K|NAME",
                         help="class index or name (names from MODEL_classes.json beside the model); default top-1")
@@ -70,7 +70,10 @@ def run(options: argparse.Namespace) -> int:
         x = prepared.array
         baseline = baseline_input(spec, prepared, preprocessing, options.baseline)
     else:
-        x = load_npy(options.input, spec)
+        name, _, path = options.input.rpartition("=") if not Path(options.input).exists() else ("", "", options.input)
+        if name and name != spec.name:
+            raise CommandError(f"the model's input is '{spec.name}', not '{name}'")
+        x = load_npy(path, spec)
         baseline = np.zeros_like(x)
     model = live.keras3_graph()
     if model is None:

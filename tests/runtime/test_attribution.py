@@ -200,3 +200,17 @@ def test_cli_explain_writes_the_map_and_its_picture(tmp_path):
     assert wrong.returncode == 1 and "--layer is for gradcam" in wrong.stderr
     unknown = cli("--class", "marble", "--npy", str(tmp_path / "x.npy"))
     assert unknown.returncode == 1 and "no class named 'marble'" in unknown.stderr
+
+
+def test_cli_explain_takes_an_array_by_input_name(image, tmp_path):
+    np.save(tmp_path / "x.npy", image)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+    base = [sys.executable, "-m", "explorer", "explain", str(DEMO), "--method", "saliency", "--class", "1"]
+    done = subprocess.run([*base, "--input", f"image={tmp_path / 'x.npy'}", "--npy", str(tmp_path / "map.npy")],
+                          capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "map.npy"), explain(Scorer(open_model(DEMO).graph), image,
+                                                                      "saliency", 1).map, rtol=1e-5, atol=1e-8)
+    wrong = subprocess.run([*base, "--input", f"pixels={tmp_path / 'x.npy'}", "--npy", str(tmp_path / "m.npy")],
+                           capture_output=True, text=True, env=env, timeout=240)
+    assert wrong.returncode == 1 and "the model's input is 'image', not 'pixels'" in wrong.stderr
