@@ -152,10 +152,8 @@ def _run_on_ray(options: argparse.Namespace, live: LiveModel, target: Target, fi
         job = RayJob(tuple(live.specs), preprocessing, options.pool, target, shape, metadata, options.trust, custom)
         if output_kind(out) == FOLDER:
             out.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
         result = run_features_on_ray(exported, files, out, job, new_run_id(), options.batch_size, options.workers,
                                      options.ray_address)
-        seconds = time.perf_counter() - started
     print(f"ray: {result.workers} worker(s) on {result.nodes} node(s); blocks computed on {result.computing_nodes} "
           f"node(s)", file=sys.stderr)
-    return result.written, result.skipped, shape, seconds
+    return result.written, result.skipped, shape, result.seconds

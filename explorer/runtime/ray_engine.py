@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class RayResult:
     workers: int
     nodes: int  # alive in the cluster
     computing_nodes: int  # that ran the extractor on some block
+    seconds: float  # from starting Ray to the last file written (not Ray's shutdown after it)
 
 
 def run_features_on_ray(extractor_file: Path, files: list[Path], out: Path, job: RayJob, run_id: str,
@@ -75,6 +77,7 @@ def run_features_on_ray(extractor_file: Path, files: list[Path], out: Path, job:
 
     A folder is written by the workers, one file per block; one file (``.parquet``, ``.npz``) by this process,
     from the blocks as Ray Data streams them here, with the local engine's writer."""
+    started = time.perf_counter()
     _start(address)
     try:
         nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
@@ -92,10 +95,10 @@ def run_features_on_ray(extractor_file: Path, files: list[Path], out: Path, job:
                                                enable_true_multi_threading=True))
         if output_kind(out) != FOLDER:
             written, skipped, computing = _stream_to_file(features, out, job)
-            return RayResult(written, skipped, workers, nodes, computing)
+            return RayResult(written, skipped, workers, nodes, computing, time.perf_counter() - started)
         sink = _FeatureSink(out, run_id)
         features.write_datasink(sink)
-        return RayResult(sink.written, sink.skipped, workers, nodes, len(sink.nodes))
+        return RayResult(sink.written, sink.skipped, workers, nodes, len(sink.nodes), time.perf_counter() - started)
     finally:
         ray.shutdown()
 
