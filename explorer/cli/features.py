@@ -103,7 +103,8 @@ def _checked_output(options: argparse.Namespace, out: Path) -> str:
 
 def _run_locally(options: argparse.Namespace, live: LiveModel, target: Target, files: list[Path], out: Path,
                  preprocessing: Preprocessing, metadata: dict) -> tuple[int, int, tuple, float]:
-    """(images written, skipped, feature shape, seconds)."""
+    """(images written, skipped, feature shape, seconds from the first batch to the last: a .npz is saved after
+    them, as the plain loop a user writes saves after its loop)."""
     started = time.perf_counter()
     runner = BatchRunner(extractor_for(live, target.layer, target.call_site), live.specs, preprocessing,
                          options.pool)
@@ -113,10 +114,10 @@ def _run_locally(options: argparse.Namespace, live: LiveModel, target: Target, f
         for batch in feature_batches(runner, files, options.batch_size):
             writer.write(batch)
             show(writer.written + len(writer.skipped), len(files))
+        seconds = time.perf_counter() - started
     finally:  # an interrupted run still leaves readable output
         writer.close()
         print(file=sys.stderr)
-    seconds = time.perf_counter() - started
     for path, reason in writer.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     return writer.written, len(writer.skipped), writer.shape, seconds
