@@ -16,16 +16,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialog, QLabel
 
 from explorer.live.protocol import Activation, LayerMeasure
@@ -41,6 +39,7 @@ from explorer.ui.folder_stats import FOLDER_DEAD, FOLDER_MEAN, FolderStatsDialog
 from explorer.ui.layer_values import number_text
 from explorer.ui.panels.summary_table import NUMBER, PATH_ROLE, SORT_ROLE
 from tests.support.flagged import flagged_demo
+from tests.support.windows import live_main_window, wait_with_events
 
 DEMO = demo_model().resolve()
 IMAGES = resources_dir() / "images"
@@ -54,27 +53,10 @@ SCALED = "res_stage2/res_stage2_block_b/res_stage2_block_b_conv"  # the layer th
 pytestmark = pytest.mark.skipif(not DEMO.exists() or not BRICK.exists(), reason="the bundled demo is missing")
 
 
-def _wait(predicate: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-        QTest.qWait(20)
-
-
 @pytest.fixture(scope="module")
 def live_window(qapp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from explorer.ui.main_window import MainWindow
-
-    settings = QSettings(str(tmp_path_factory.mktemp("compare") / "explorer.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings, start_live=True)
-    window.show()
-    QTest.qWaitForWindowExposed(window)
-    try:
-        _wait(lambda: window.live.tier.pid is not None, START_S, "the worker process to start")
+    with live_main_window(tmp_path_factory.mktemp("compare"), START_S) as window:
         yield window
-    finally:
-        window.close()
 
 
 @pytest.fixture
@@ -94,7 +76,7 @@ def demo(qtbot, live_window) -> Any:
     if session.expanded:
         with qtbot.waitSignal(window.graph_drawn, timeout=DRAW_MS):
             session.set_all_expanded(False)
-    _wait(lambda: session.live_ready and bool(session.inputs), START_S, "the demo loaded in the live tier")
+    wait_with_events(lambda: session.live_ready and bool(session.inputs), START_S, "the demo loaded in the live tier")
     return window
 
 

@@ -16,27 +16,26 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtGui import QGuiApplication, QImage
-from PySide6.QtTest import QTest
 
 from explorer.resources import demo_model, resources_dir
 from explorer.ui.exports import KERAS_FILTER
 from tests.support.exports import read_export_metadata
 from tests.support.processes import Run, assert_ok, image_folder
+from tests.support.windows import live_main_window
 
 DEMO = demo_model().resolve()
 IMAGES = resources_dir() / "images"
 BRICK = (IMAGES / "brick.png").resolve()
 CLI_TIMEOUT_S = 240
+
 START_S = 120.0  # the worker imports TensorFlow: seconds, more on a busy machine
 SHOW_MS = 90000
 DRAW_MS = 20000
@@ -93,31 +92,13 @@ def runs(work: Path) -> Iterator[Runs]:
 # --------------------------------------------------------------------------- the window
 
 
-def _wait(predicate: Callable[[], bool], seconds: float, what: str) -> None:
-    """Wait with the Qt event loop running (usable from module-scoped fixtures, where qtbot is not)."""
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-        QTest.qWait(20)
-
-
 @pytest.fixture(scope="module")
 def live_window(qapp, runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One MainWindow WITH its live tier for the whole module; closing it at the end stops the worker.
 
     It asks for ``runs`` so that the commands start first and run while the window's tests do."""
-    from explorer.ui.main_window import MainWindow
-
-    settings = QSettings(str(tmp_path_factory.mktemp("export_gui") / "explorer.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings, start_live=True)
-    window.show()
-    QTest.qWaitForWindowExposed(window)
-    try:
-        _wait(lambda: window.live.tier.pid is not None, START_S, "the worker process to start")
+    with live_main_window(tmp_path_factory.mktemp("export_gui"), START_S) as window:
         yield window
-    finally:
-        window.close()
 
 
 @pytest.fixture
