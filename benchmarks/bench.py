@@ -22,13 +22,18 @@ Prints progress lines, then as its last line one JSON object of medians:
   extractor is built in the worker), median. One layer of the same stage is computed first, untimed in the
   median (``first_activation_cold_s``), so TensorFlow's one-time start-up is not charged to the first layer;
   ``first_activation_worker_s`` is the worker's own part (build the extractor and run it), median;
-- ``forward_s``: the plain-Keras baseline for the same layers in the same order (``forward_time.py``, a
-  subprocess: the model loaded, ``keras.Model(model.input, layer.output)`` built and called once on the very
-  array the window fed the worker), median; ``activation_ratio``: ``first_activation_s / forward_s``;
+- ``forward_s``: the plain-Keras baseline for the same layers (``forward_time.py``, a subprocess with the model
+  loaded: ``keras.Model(model.input, layer.output)`` built and called once on the very array the window fed
+  the worker), each layer right after the window's click on it, median; ``activation_ratio``: the median over
+  the layers of the window's time over the baseline's for that layer (paired, because the machine's speed
+  drifts within a run; the ratio of the two medians is logged beside it);
 - the same with the ``_keras2`` suffix for the Keras 2 ResNet50 ``.h5`` (tf-keras 2.21): the worker loads it
-  with tf-keras and rebuilds it in Keras 3; the baseline is plain tf-keras cutting the same layers
-  (``activation_ratio_keras2``); ``open_to_loaded[_keras2]_s`` is open_model until the worker has the model,
-  which holds the one-time tf-keras load, rebuild and check;
+  with tf-keras and computes with it (its Keras 3 rebuild is made on first export, not here); the baseline is
+  plain tf-keras cutting the same layers (``activation_ratio_keras2``); ``open_to_loaded[_keras2]_s`` is
+  open_model until the worker has the model; the one-time conversion to Keras 3, in a subprocess
+  (``conversion_time.py``): ``keras3_rebuild_check_keras2_s`` (the rebuild and its check against tf-keras),
+  ``save_as_keras3_keras2_s`` (written and verified in a fresh process), against ``plain_load_keras2_s``, a plain
+  tf-keras load of the file (``rebuild_vs_load_keras2``);
 - ``cached_switch_s``: selecting an already computed layer again until it is shown and repainted, median;
 - ``grid_2048_channels_draw_s``: ``FeatureView.show_output`` of a (7, 7, 2048) float32 array plus ``grab()``,
   in this process, median;
@@ -597,29 +602,72 @@ def close_window(app, window) -> None:
     wait(app, 0.1)
 
 
+class PlainKeras:
+    """The plain-Keras baseline process (``forward_time.py``): the model loaded, one layer cut and called on
+    request, so each measurement sits right beside the window's for the same layer."""
+
+    def __init__(self, model: Path, fed: Path, tf_keras: bool, stderr: Path) -> None:
+        self._stderr = stderr.open("w")
+        self.process = subprocess.Popen(
+            [PYTHON, str(HERE / "forward_time.py"), str(model), str(fed), *(["--tf-keras"] if tf_keras else [])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
+        self.load_s = self._answer()["load_s"]
+
+    def first_activation(self, layer: str) -> dict:
+        self.process.stdin.write(layer + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(timeout=30)
+            raise RuntimeError(f"forward_time.py exited with {self.process.returncode}:\n"
+                               f"{Path(self._stderr.name).read_text()[-3000:]}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+        self._stderr.close()
+
+
 def measure_first_activations(app, model: Path, scratch: Path, keras2: bool = False) -> dict:
     """The window's first activations against plain Keras cutting the same layers (tf-keras for a Keras 2
-    file, which the worker loads with tf-keras and rebuilds in Keras 3: that one-time cost is in ``load_s``)."""
+    file), layer by layer: each window click is followed at once by the baseline's cut of that layer."""
     import numpy as np
 
     suffix = "_keras2" if keras2 else ""
+    plain_name = "tf-keras" if keras2 else "Keras"
     log(f"first activations: {model.name} in a window with the live tier, session.select -> shown -> grab, "
-        f"one new layer each time ({', '.join(RESNET_LAYERS)}), after {RESNET_WARMUP_LAYER}")
+        f"one new layer each time ({', '.join(RESNET_LAYERS)}), after {RESNET_WARMUP_LAYER}; after each click, "
+        f"plain {plain_name} in its own process (forward_time.py) builds the extractor for the same layer and "
+        "calls it once on the array the window fed the worker")
     started = time.perf_counter()
     window, probe = live_window(app, model, scratch / f"live{suffix}-settings.ini")
     load_s = round(time.perf_counter() - started, 3)
+    plain = None
     try:
+        fed = scratch / f"{model.stem}_input.npy"
+        np.save(fed, next(iter(window.session.inputs.values())).array)
+        plain = PlainKeras(model, fed, keras2, scratch / f"forward_time{suffix}.err")
         cold, _ = click_layer(app, window, RESNET_WARMUP_LAYER)
         cold_worker = probe.worker_s[probe.last_request()]
+        cold_plain = plain.first_activation(RESNET_WARMUP_LAYER)["total_s"]
         log(f"  {RESNET_WARMUP_LAYER} (first layer since the model loaded; not in the median): {cold:.3f} s, "
-            f"worker {cold_worker:.3f} s")
-        log(f"    {'layer':18} {PARTS_HEADER}   (worker: build extractor + run; IPC: pickling, pipes both ways; "
-            "GUI: session.select, queued signal, show_output; paint: grab)")
-        rows = []
+            f"worker {cold_worker:.3f} s; plain {plain_name} {cold_plain:.3f} s")
+        log(f"    {'layer':18} {PARTS_HEADER} | {'plain':>7} {'build':>7} {'call':>7} {'2nd call':>8} | ratio"
+            "   (worker: build extractor + run; IPC: pickling, pipes both ways; GUI: session.select, queued "
+            "signal, show_output; paint: grab)")
+        rows, plains = [], []
         for layer in RESNET_LAYERS:
             rows.append(probe.parts(*click_layer(app, window, layer)))
-            log(f"    {layer:18} {parts_text(rows[-1])}")
+            plains.append(plain.first_activation(layer))
+            row, base = rows[-1], plains[-1]
+            log(f"    {layer:18} {parts_text(row)} | {base['total_s']:7.3f} {base['build_s']:7.3f} "
+                f"{base['call_s']:7.3f} {base['second_call_s']:8.3f} | {row['total'] / base['total_s']:.2f}")
         first = report(f"first_activation{suffix}_s", [row["total"] for row in rows])
+        forward = report(f"forward{suffix}_s", [base["total_s"] for base in plains])
 
         computed = [RESNET_WARMUP_LAYER, *RESNET_LAYERS]  # the last one is selected now: start elsewhere
         requests = len(probe.sent)
@@ -628,30 +676,33 @@ def measure_first_activations(app, model: Path, scratch: Path, keras2: bool = Fa
         if len(probe.sent) != requests:
             raise RuntimeError("switching back to computed layers sent requests to the worker: not cached")
         cached = report(f"cached_switch{suffix}_s", switches, TARGETS["cached_switch_s"])
-        fed = scratch / f"{model.stem}_input.npy"
-        arrays = [prepared.array for prepared in window.session.inputs.values()]
-        np.save(fed, arrays[0])
     finally:
+        if plain is not None:
+            plain.close()
         close_window(app, window)
 
-    log(f"plain {'tf-keras' if keras2 else 'Keras'} baseline (forward_time.py, subprocess): build the extractor, "
-        "call it once, same layers")
-    data = last_json(run([PYTHON, str(HERE / "forward_time.py"), str(model), str(fed), "--warmup",
-                          RESNET_WARMUP_LAYER, *(["--tf-keras"] if keras2 else []), *RESNET_LAYERS]).stdout)
-    log(f"  {RESNET_WARMUP_LAYER} (not in the median): {data['warmup']['total_s']:.3f} s")
-    log(f"    {'layer':18} {'total':>7} {'build':>7} {'call':>7} {'2nd call':>8}")
-    for layer, row in data["layers"].items():
-        log(f"    {layer:18} {row['total_s']:7.3f} {row['build_s']:7.3f} {row['call_s']:7.3f} "
-            f"{row['second_call_s']:8.3f}")
-    forward = report(f"forward{suffix}_s", [data["layers"][layer]["total_s"] for layer in RESNET_LAYERS])
-    ratio = round(first / forward, 3)
-    log(f"  activation_ratio{suffix}: {ratio:.2f}{verdict(ratio, TARGETS['activation_ratio'], '')}")
-    log(f"  open to model loaded in the worker{' (tf-keras load + Keras 3 rebuild + check)' if keras2 else ''}: "
-        f"{load_s:.2f} s; plain load in the baseline process: {data['load_s']:.2f} s")
+    ratios = [row["total"] / base["total_s"] for row, base in zip(rows, plains, strict=True)]
+    ratio = round(statistics.median(ratios), 3)
+    log(f"  activation_ratio{suffix} (median of the per-layer ratios): {ratio:.2f}"
+        f"{verdict(ratio, TARGETS['activation_ratio'], '')}; the ratio of the two medians: {first / forward:.2f}")
+    log(f"  open to model loaded in the worker: {load_s:.2f} s; plain load in the baseline process: "
+        f"{plain.load_s:.2f} s")
     return {f"first_activation{suffix}_s": first, f"forward{suffix}_s": forward, f"activation_ratio{suffix}": ratio,
             f"cached_switch{suffix}_s": cached, f"first_activation_cold{suffix}_s": round(cold, 4),
             f"first_activation_worker{suffix}_s": median([row["worker"] for row in rows]),
             f"open_to_loaded{suffix}_s": load_s}
+
+
+def measure_conversion(model: Path, scratch: Path) -> dict:
+    log(f"one-time conversion of {model.name} to Keras 3 (conversion_time.py, subprocess; the worker does it on "
+        "the first export, Save as Keras 3, attribution or per-layer numbers, never for activations)")
+    data = last_json(run([PYTHON, str(HERE / "conversion_time.py"), str(model), str(scratch)]).stdout)
+    rebuild, save, plain = data["rebuild_check_s"], data["save_verify_s"], data["plain_load_s"]
+    log(f"  load with tf-keras {data['load_s']:.2f} s; Keras 3 rebuild + check {rebuild:.2f} s; Save as Keras 3 "
+        f"(write + reload in a fresh process + compare) {save:.2f} s; baseline, a plain tf-keras load of the file: "
+        f"{plain:.2f} s, so the rebuild costs {rebuild / plain:.2f} plain loads")
+    return {"keras3_rebuild_check_keras2_s": round(rebuild, 3), "save_as_keras3_keras2_s": round(save, 3),
+            "plain_load_keras2_s": round(plain, 3), "rebuild_vs_load_keras2": round(rebuild / plain, 3)}
 
 
 def measure_grid_draw(app) -> float:
@@ -714,6 +765,7 @@ def measure_activations(paths: dict[str, Path], scratch: Path) -> dict:
     app.setApplicationName("Keras Explorer")
     results = measure_first_activations(app, paths["resnet50"], scratch)
     results.update(measure_first_activations(app, paths["resnet50_keras2"], scratch, keras2=True))
+    results.update(measure_conversion(paths["resnet50_keras2"], scratch))
     results["grid_2048_channels_draw_s"] = measure_grid_draw(app)
     results["effb7_10_layers_peak_gb"] = measure_effb7_memory(app, paths["efficientnetb7"], scratch)
     log(f"  tensorflow imported in the GUI process: {'tensorflow' in sys.modules}")
@@ -1125,6 +1177,8 @@ def main() -> int:
              "effb7_10_layers_peak_gb", "first_activation_cold_s", "first_activation_worker_s", "open_to_loaded_s",
              "first_activation_keras2_s", "forward_keras2_s", "activation_ratio_keras2", "cached_switch_keras2_s",
              "first_activation_cold_keras2_s", "first_activation_worker_keras2_s", "open_to_loaded_keras2_s",
+             "keras3_rebuild_check_keras2_s", "save_as_keras3_keras2_s", "plain_load_keras2_s",
+             "rebuild_vs_load_keras2",
              "features_images_per_s", "features_process_s", "plain_keras_images_per_s", "plain_keras_way",
              "features_vs_plain", "plain_keras_ways_images_per_s", "features_local_parquet_images_per_s",
              "features_ray_images_per_s", "ray_vs_local", "ray_vs_local_extraction", "features_local_parquet_process_s",
