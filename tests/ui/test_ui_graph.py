@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QWheelEvent
 
 from explorer.ui.canvas.items import EdgeItem, FrameItem, LayerItem
 from explorer.ui.canvas.view import MAX_ZOOM, MIN_ZOOM
@@ -138,6 +138,21 @@ def test_shared_layer_box_shows_its_call_count(window, ui_model):
     proxy = window.summary.proxy
     names = [proxy.index(r, 0).data() for r in range(proxy.rowCount())]
     assert "shared_dense  (\u00d72)" in names
+
+
+def test_shared_layer_badge_is_drawn_when_only_its_strip_is_repainted(window):
+    """The badge sits above the box: Qt repaints an item only where its bounding rect meets the exposed area,
+    so the strip holding the badge must belong to the box (scrolling exposes such strips)."""
+    box = window.graph_view.items_by_path["shared_dense"]
+    rect = box.mapRectToScene(box.rect())
+    strip = QRectF(rect.right() - 36, rect.top() - 9, 40, 8)  # the badge's part above the box
+    image = QImage(40, 8, QImage.Format.Format_ARGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    window.graph_view.scene().render(painter, QRectF(0, 0, 40, 8), strip)
+    painter.end()
+    darkest = min(QColor(image.pixel(x, y)).value() for x in range(40) for y in range(8))
+    assert darkest < 100  # the badge's dark pill, not only the white background
 
 
 def test_selection_survives_expand_and_collapse(window, wait_drawn):

@@ -28,6 +28,9 @@ LABEL_ZOOM = 0.9  # edge shape labels appear from this zoom level on
 PADDING = 8.0
 PROBLEM_COLOUR = "#c62828"  # layers Keras would refuse
 TITLE_HEIGHT = 26.0  # the frame's title strip: double-clicking it collapses the nested model
+# What a box paints beyond its rectangle (left, top, right, bottom): half the selection outline, the problem
+# mark at the top left and the badge at the top right.
+BOX_MARGINS = (9.5, 10.5, 5.5, 2.0)
 
 
 def box_fonts() -> tuple[QFont, QFont]:
@@ -69,6 +72,10 @@ class LayerItem(QGraphicsRectItem):
         self.setToolTip(plain_tooltip(tooltip))
         self.setZValue(2)
         self._hover = False
+
+    def boundingRect(self) -> QRectF:
+        left, top, right, bottom = BOX_MARGINS
+        return self.rect().adjusted(-left, -top, right, bottom)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         rect = self.rect()
