@@ -19,6 +19,7 @@ from explorer.model.files import ModelFileError, load_graph
 from explorer.model.graph import LayerGraph, Target
 from explorer.model.traced import traced_graph
 from explorer.runtime.errors import (
+    ArchitectureWithoutWeights,
     CallSiteOutOfRange,
     CustomObjectsNeedTrust,
     NotRebuildable,
@@ -52,6 +53,9 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
                         help="build the model from code instead of from the file: a constructor call such as "
                              "'Net(pretrained=False)', evaluated in --custom-objects FILE.py (needs --trust); "
                              "the file's weights are loaded into it (a .keras or a .weights.h5 file)")
+    parser.add_argument("--weights", metavar="FILE.h5",
+                        help="for an architecture JSON (model.to_json()): its save_weights file, when it is not "
+                             "saved beside the JSON")
     parser.add_argument("--input-shape", metavar="SHAPE", type=_shape_option,
                         help="with --build: the input shape without the batch axis (e.g. 224,224,3) to build the "
                              "model on, when neither its constructor nor the file (a weights-only file) gives one")
@@ -88,7 +92,7 @@ def read_model(path: str, weights: str | None = None) -> LayerGraph:
 def read_loadable(options: argparse.Namespace) -> LayerGraph:
     """As read_model, for a command that goes on to load the file into Keras: refused unless ``--trust``
     when the safety check found something, and never when Keras would refuse the file."""
-    graph = read_model(options.model)
+    graph = read_model(options.model, options.weights)
     if any(problem.blocking for problem in graph.problems):
         raise CommandError("Keras would refuse this file (the problem above): nothing was loaded")
     if graph.findings and not options.trust:
@@ -146,6 +150,9 @@ def describe(error: BaseException) -> str:
     if isinstance(error, NotRebuildable):
         return (f"Keras could not load {error.file}: {error.reason}; its class cannot be rebuilt from the saved "
                 "config: build it from code with --build 'Class(...)' --custom-objects FILE.py --trust")
+    if isinstance(error, ArchitectureWithoutWeights):
+        return (f"{error.file} is an architecture without weights: give its save_weights file with --weights "
+                "FILE.h5 (computing without them would show random numbers)")
     if isinstance(error, UnknownLayer):
         return f"no layer '{error.layer}' in {error.model_name} (see 'keras-explorer summary')"
     if isinstance(error, CallSiteOutOfRange):

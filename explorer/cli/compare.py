@@ -34,13 +34,14 @@ def run(options: argparse.Namespace) -> int:
     from explorer.runtime.compare import weight_change
     from explorer.runtime.layer_stats import activation_difference
 
+    other = argparse.Namespace(**{**vars(options), "model": options.other, "weights": None})  # --weights: A's
     first = read_loadable(options)
-    second = read_loadable(argparse.Namespace(**{**vars(options), "model": options.other}))
+    second = read_loadable(other)
     mismatches = architecture_mismatches(first, second)
     if mismatches:
         raise CommandError(refusal(first, second, mismatches))
     live_a = open_live(options, first)
-    live_b = open_live(argparse.Namespace(**{**vars(options), "model": options.other}), second)
+    live_b = open_live(other, second)
     model_a, model_b = live_a.keras3_graph(), live_b.keras3_graph()
     if model_a is None or model_b is None:
         raise CommandError("compare needs models with a graph (this subclassed model could not be traced)")

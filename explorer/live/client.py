@@ -70,6 +70,7 @@ class LiveTier:
         self._trusted = self._tainted = False
         self._custom_objects: str | None = None
         self._build: BuildFromCode | None = None
+        self._weights: str | None = None
         self._load_id = 0
         self._stopping = False
         self._failed_starts = 0
@@ -103,7 +104,8 @@ class LiveTier:
         threading.Thread(target=self._read, args=(parent, generation), daemon=True).start()
         threading.Thread(target=self._watch, args=(process, generation), daemon=True).start()
         if self._model_path:  # after a restart the model comes back by itself, answering the same request
-            self._send(LoadModel(self._load_id, self._model_path, self._trusted, self._custom_objects, self._build))
+            self._send(LoadModel(self._load_id, self._model_path, self._trusted, self._custom_objects, self._build,
+                                 self._weights))
 
     def stop(self, wait: float = 5.0) -> None:
         with self._lock:
@@ -135,18 +137,19 @@ class LiveTier:
 
     # -- requests
     def load(self, path: str, trusted: bool = False, custom_objects: str | None = None,
-             build: BuildFromCode | None = None) -> int:
+             build: BuildFromCode | None = None, weights: str | None = None) -> int:
         """Load a model in the worker (``build``: the model built by code in ``custom_objects`` instead,
-        the file's weights loaded into it). A worker that ran a trusted (flagged) file is replaced first:
-        whatever that file's code did to the process must not carry over to the next one."""
+        the file's weights loaded into it; ``weights``: an architecture JSON's save_weights file). A worker
+        that ran a trusted (flagged) file is replaced first: whatever that file's code did to the process must
+        not carry over to the next one."""
         if self._tainted and str(path) != self._model_path and self._process is not None:
             self._model_path = None  # the fresh worker must not reload the flagged file
             self._kill()
             self._spawn()
         self._model_path, self._trusted, self._tainted = str(path), trusted, trusted
-        self._custom_objects, self._build = custom_objects, build
+        self._custom_objects, self._build, self._weights = custom_objects, build, weights
         self._load_id = next(self._ids)
-        return self._send(LoadModel(self._load_id, str(path), trusted, custom_objects, build))
+        return self._send(LoadModel(self._load_id, str(path), trusted, custom_objects, build, weights))
 
     def compute(self, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray]) -> int:
         return self._send(Compute(next(self._ids), layer, tuple(call_site), inputs))

@@ -52,6 +52,7 @@ class LoadModel:
     trusted: bool = False  # the user consented to running the code this file names
     custom_objects: str | None = None  # a Python file defining the model's classes (run only when trusted)
     build: BuildFromCode | None = None  # evaluated in custom_objects; the file's weights go into what it builds
+    weights: str | None = None  # an architecture JSON's save_weights file chosen by the user (else the one beside)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ def load_graph(path: str | os.PathLike[str], trusted_modules: tuple[str, ...] = 
     readable message. No code from the file runs. ``weights``: a save_weights file for an architecture JSON."""
     model_file = read_model_file(path, trusted_modules, weights)
     version = model_file.metadata.get("keras_version")
-    origin = {"writer": writer_of(version, model_file.config), "file_format": model_file.file_format or None}
+    origin = {"writer": writer_of(version, model_file.config), "file_format": model_file.file_format or None,
+              "weights_file": None if model_file.weights_file is None else str(model_file.weights_file)}
     if model_file.weights_only:
         name = model_file.path.name.removesuffix(".h5").removesuffix(".weights")  # model.weights.h5: "model"
         return dataclasses.replace(graph_of_weights(model_file.weights, name, version, str(model_file.path),

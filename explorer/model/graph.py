@@ -158,6 +158,8 @@ class LayerGraph:
     # What wrote the file and what kind of file it is (explorer.model.origin): None for a model built in memory.
     writer: str | None = field(default=None, compare=False)
     file_format: str | None = field(default=None, compare=False)
+    # An architecture JSON's weights (the file beside it, or the one the user chose): what the live tier loads.
+    weights_file: str | None = field(default=None, compare=False)
     _by_path: Mapping[str, LayerNode] = field(init=False, repr=False, compare=False)
     _inbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)
     _outbound: Mapping[str, list[str]] = field(init=False, repr=False, compare=False)

@@ -14,6 +14,11 @@ JSON_FORMAT = "architecture JSON"  # ModelFile.file_format of model.to_json() fi
 SAVEDMODEL_FORMAT = "SavedModel with Keras 2 metadata"  # only Keras 2 writes keras_metadata.pb
 
 
+def is_architecture_json(graph: Any) -> bool:
+    """Whether a LayerGraph was read from an architecture JSON (its weights are in another file, if any)."""
+    return (graph.file_format or "").startswith(JSON_FORMAT)
+
+
 class ModelFileError(Exception):
     """A model file that cannot be read; ``reason`` is meant for the user, str() adds the path."""
 
@@ -34,6 +39,7 @@ class ModelFile:
     # (where, tree): more of the file that Keras deserializes besides ``config``, checked like it (the metadata
     # of each object in a SavedModel's keras_metadata.pb, which tf-keras revives the layers from)
     other_configs: tuple[tuple[str, Any], ...] = ()
+    weights_file: Path | None = None  # an architecture JSON's save_weights file, read with it (None: none found)
 
 
 def file_digest(path: str | Path) -> str:

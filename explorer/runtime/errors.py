@@ -55,6 +55,19 @@ class NotRebuildable(RuntimeFailure):
                 "config; build the model from its code instead)")
 
 
+class ArchitectureWithoutWeights(RuntimeFailure):
+    """An architecture JSON with no save_weights file beside it nor given: a model built from it alone would
+    compute with freshly initialised weights, numbers that mean nothing."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__(file)
+        self.file = file
+
+    def __str__(self) -> str:
+        return (f"{self.file} is an architecture without weights: give it its save_weights file to compute "
+                "with it (its numbers would otherwise be those of random weights)")
+
+
 class UnknownLayer(RuntimeFailure):
     """``layer`` (a name, or a path ``outer/inner``) is not in the model ``model_name``."""
 

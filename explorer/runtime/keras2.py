@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from explorer.model.graph import InputSpec, Target
-from explorer.model.model_file import JSON_FORMAT, SAVEDMODEL_FORMAT
+from explorer.model.model_file import SAVEDMODEL_FORMAT, is_architecture_json
+from explorer.runtime.architecture_json import architecture_weights
 from explorer.runtime.errors import RuntimeFailure
 from explorer.runtime.upgrade import upgrade_model
 from explorer.text import one_line
@@ -34,21 +35,18 @@ def is_keras2(graph: Any) -> bool:
 
 def load_keras2(path: str | Path, graph: Any, trust: bool) -> Any:
     """The tf-keras model of a Keras 2 file: ``.h5``, ``.keras``, a SavedModel folder, or an architecture JSON
-    with the weights the structure tier found beside it."""
+    with the weights the structure tier read with it (architecture_weights)."""
     os.environ.pop("TF_USE_LEGACY_KERAS", None)  # tf-keras stays tf-keras; keras stays Keras 3
     import tf_keras
 
     path = Path(path)
-    if (graph.file_format or "").startswith(JSON_FORMAT):
+    if is_architecture_json(graph):
         from tf_keras.src.saving.serialization_lib import SafeModeScope
 
-        from explorer.model.readers.json_arch import weights_beside
-
+        weights = architecture_weights(path, graph)
         with SafeModeScope(not trust):  # model_from_json has no safe_mode argument: the scope is its switch
             model = tf_keras.models.model_from_json(path.read_text(encoding="utf-8"))
-        weights = weights_beside(path)
-        if weights is not None:
-            model.load_weights(str(weights))
+        model.load_weights(weights)
         return model
     folder = path.parent if path.name in ("saved_model.pb", "keras_metadata.pb") else path
     return tf_keras.models.load_model(str(folder), compile=False, safe_mode=not trust)

@@ -13,7 +13,9 @@ from typing import Any
 
 from explorer.live.protocol import BuildFromCode
 from explorer.model.graph import InputSpec
+from explorer.model.model_file import is_architecture_json
 from explorer.model.traced import Trace
+from explorer.runtime.architecture_json import architecture_weights, keras3_from_json
 from explorer.runtime.custom_code import CustomCode, build_from_code, load_weights_into, run_custom_code
 from explorer.runtime.errors import BuildNeedsCode, NotRebuildable, RuntimeFailure, UntrustedFile
 from explorer.runtime.keras2 import Keras2Model, is_keras2, open_keras2
@@ -44,8 +46,11 @@ def load_model(path: str | Path, trust: bool = False, file_graph: Any = None,
     try:
         with loading_guard(allow_code=trust):
             objects = {**unmarked_operations(path, file_graph), **(custom_objects or {})}
-            model = keras.saving.load_model(path, custom_objects=objects or None, compile=False,
-                                            safe_mode=not trust)
+            if is_architecture_json(file_graph):
+                model = keras3_from_json(path, file_graph, objects or None, trust)
+            else:
+                model = keras.saving.load_model(path, custom_objects=objects or None, compile=False,
+                                                safe_mode=not trust)
     except RuntimeFailure:
         raise
     except Exception as error:  # Keras raises many types for bad files; all mean "cannot load"
@@ -85,12 +90,13 @@ def unmarked_operations(path: str | Path, file_graph: Any) -> dict[str, Any]:
     return operation_objects(read_model_file(path).config)
 
 
-def read_file_graph(path: str | Path) -> Any:
-    """The file's structure and safety findings (no Keras), with unreadable files as RuntimeFailure."""
+def read_file_graph(path: str | Path, weights: str | None = None) -> Any:
+    """The file's structure and safety findings (no Keras), with unreadable files as RuntimeFailure;
+    ``weights``: an architecture JSON's save_weights file (else the one beside it)."""
     from explorer.model.files import ModelFileError, load_graph
 
     try:
-        return load_graph(path)
+        return load_graph(path, weights=weights)
     except ModelFileError as error:
         raise RuntimeFailure(f"{Path(path).name}: {error.reason}") from error
 
@@ -111,18 +117,20 @@ class LiveModel:
         return self.keras2.twin() if self.keras2 is not None else self.graph
 
 def open_model(path: str | Path, trust: bool = False, custom_objects: str | None = None,
-               file_graph: Any = None, build: BuildFromCode | None = None) -> LiveModel:
+               file_graph: Any = None, build: BuildFromCode | None = None, weights: str | None = None) -> LiveModel:
     """Load (see load_model), first running ``custom_objects`` (a Python file defining the model's classes,
     only with ``trust``), whose Keras objects are passed to Keras by name; subclassed models are traced.
 
     ``build``: instead of letting Keras rebuild the model from the file, evaluate its constructor call (e.g.
     ``Net(pretrained=False)``) in the custom-objects file, build it on its input shape if needed, and load the
     file's weights into it: for classes Keras cannot rebuild, and for weights-only files. ``file_graph`` as for
-    load_model."""
+    load_model; ``weights`` as for read_file_graph."""
     if build and not custom_objects:
         raise BuildNeedsCode()
+    file_graph = file_graph or read_file_graph(path, weights)
+    if is_architecture_json(file_graph) and not build:
+        architecture_weights(path, file_graph)  # refused before any code runs or TensorFlow works
     code = run_custom_code(custom_objects, trust) if custom_objects else None
-    file_graph = file_graph or read_file_graph(path)
     if build:
         model = _built(code, build, path, file_graph)
     elif is_keras2(file_graph):  # Keras 3 cannot load most of these; tf-keras can

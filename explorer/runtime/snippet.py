@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from explorer.model.graph import LayerGraph, Target
-from explorer.model.model_file import JSON_FORMAT
+from explorer.model.model_file import is_architecture_json
 from explorer.runtime.keras2 import calls_from_end, is_keras2
 
 NESTED_NOTE = (
@@ -27,13 +27,10 @@ def python_snippet(model_path: str | Path, targets: list[Target], graph: LayerGr
     keras2 = is_keras2(graph)
     source = str(Path(model_path).resolve())
     lines = ["import tf_keras as keras" if keras2 else "import keras", ""]
-    if (graph.file_format or "").startswith(JSON_FORMAT):  # the architecture, and the weights it was opened with
-        from explorer.model.readers.json_arch import weights_beside
-
+    if is_architecture_json(graph):  # the architecture, and the weights it was opened with
         lines.append(f"model = keras.models.model_from_json(open({source!r}).read())")
-        weights = weights_beside(Path(source))
-        if weights is not None:
-            lines.append(f"model.load_weights({str(weights)!r})")
+        if graph.weights_file is not None:
+            lines.append(f"model.load_weights({str(Path(graph.weights_file).resolve())!r})")
     elif keras2:
         lines.append(f"model = keras.models.load_model({source!r}, compile=False)")
     else:

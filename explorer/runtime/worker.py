@@ -92,6 +92,7 @@ class _Session:
         self.path = ""
         self.trusted = False
         self.custom_objects: str | None = None  # the verification process of an export runs it too
+        self.weights: str | None = None  # an architecture JSON's save_weights file the user chose
         self.extractors: dict[tuple[str, tuple[int, ...]], Any] = {}
         self.numbers = LayerNumbersSource()  # the flat model and a second checkpoint, kept between requests
 
@@ -121,9 +122,10 @@ class _Session:
     def _load(self, message: LoadModel) -> None:
         self.live, self.extractors, self.path, self.trusted = None, {}, message.path, message.trusted
         self.numbers = LayerNumbersSource()
-        self.custom_objects = message.custom_objects
+        self.custom_objects, self.weights = message.custom_objects, message.weights
         self.send(Status(WorkerState.LOADING, message.path))
-        live = open_model(message.path, message.trusted, message.custom_objects, build=message.build)
+        live = open_model(message.path, message.trusted, message.custom_objects, build=message.build,
+                          weights=message.weights)
         if live.trace is not None:
             self.send(Traced(message.request, live.trace))
         self.live = live
@@ -147,8 +149,8 @@ class _Session:
 
     def _save_as_keras3(self, message: UpgradeRequest) -> None:
         self.send(Status(WorkerState.EXPORTING, message.path))
-        report = save_as_keras3(self.path, read_file_graph(self.path), message.path, message.inputs, self.trusted,
-                                self.live)
+        report = save_as_keras3(self.path, read_file_graph(self.path, self.weights), message.path, message.inputs,
+                                self.trusted, self.live)
         self.send(Exported(message.request, report))
         self.send(Status(WorkerState.READY, self.live.model.name))
 

@@ -24,8 +24,9 @@ DONE, FAILED, STOPPED = "done", "failed", "stopped"
 
 
 def loading_arguments(trust: bool = False, custom_objects: str | None = None,
-                      build: BuildFromCode | None = None) -> list[str]:
-    """The options by which a command loads the model as the window does (explorer.cli.common.add_trust_options)."""
+                      build: BuildFromCode | None = None, weights: str | None = None) -> list[str]:
+    """The options by which a command loads the model as the window does (explorer.cli.common.add_trust_options);
+    ``weights``: an architecture JSON's save_weights file."""
     args = ["--trust"] if trust else []
     if custom_objects:
         args += ["--custom-objects", custom_objects]
@@ -33,6 +34,8 @@ def loading_arguments(trust: bool = False, custom_objects: str | None = None,
         args += ["--build", build.call]
         if build.input_shape:
             args += ["--input-shape", shape_text(build.input_shape)]
+    if weights:
+        args += ["--weights", weights]
     return args
 
 

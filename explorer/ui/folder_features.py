@@ -41,7 +41,8 @@ class FolderRun:
 
 
 def features_arguments(model: str | Path, layer: str, call: int, run: FolderRun, trust: bool = False,
-                       custom_objects: str | None = None, build: BuildFromCode | None = None) -> list[str]:
+                       custom_objects: str | None = None, build: BuildFromCode | None = None,
+                       weights: str | None = None) -> list[str]:
     """The ``features`` command line (after ``python -m explorer``) for a layer at its ``call``-th call site."""
     args = ["features", str(model), "--layer", layer, "--call", str(call), "--images", run.images,
             "-o", run.output, "--pool", run.pool, "--batch-size", str(run.batch_size), "--engine", run.engine]
@@ -49,7 +50,7 @@ def features_arguments(model: str | Path, layer: str, call: int, run: FolderRun,
         args += ["--preprocess", run.preprocess]
     if run.resume:
         args.append("--resume")
-    return args + loading_arguments(trust, custom_objects, build)
+    return args + loading_arguments(trust, custom_objects, build, weights)
 
 
 def default_output(model: Path, layer: str) -> str:
@@ -137,7 +138,7 @@ class FeatureJob(CommandJob):
         call = sites.index(session.call_site) if session.call_site in sites else 0
         self.run = run
         args = features_arguments(session.path, layer, call, run, session.runs_code, session.custom_objects,
-                                  session.build)
+                                  session.build, graph.weights_file)
         self.launch(args, f"{layer} on the images in {run.images}")
 
     def stopped_text(self, closed: bool) -> str:

@@ -30,12 +30,12 @@ class StatsRun:
 
 
 def stats_arguments(model: str | Path, run: StatsRun, trust: bool = False, custom_objects: str | None = None,
-                    build: BuildFromCode | None = None) -> list[str]:
+                    build: BuildFromCode | None = None, weights: str | None = None) -> list[str]:
     """The ``stats`` command line (after ``python -m explorer``)."""
     args = ["stats", str(model), "--images", run.images, "-o", run.output, "--batch-size", str(run.batch_size)]
     if run.preprocess != "custom":  # custom: the command uses the suggested preset
         args += ["--preprocess", run.preprocess]
-    return args + loading_arguments(trust, custom_objects, build)
+    return args + loading_arguments(trust, custom_objects, build, weights)
 
 
 def folder_numbers(path: str | Path) -> tuple[int, dict[str, dict[LayerKey, float]]]:
@@ -103,7 +103,8 @@ class StatsJob(CommandJob):
     def start(self, run: StatsRun) -> None:
         session = self.session
         self.run = run
-        self.launch(stats_arguments(session.path, run, session.runs_code, session.custom_objects, session.build),
+        self.launch(stats_arguments(session.path, run, session.runs_code, session.custom_objects, session.build,
+                                    session.graph.weights_file if session.graph else None),
                     f"layer statistics over the images in {run.images}")
 
     def stopped_text(self, closed: bool) -> str:

@@ -46,8 +46,8 @@ class LiveClient(QObject):
         self.tier.stop()
 
     def load(self, path: str, trusted: bool = False, custom_objects: str | None = None,
-             build: BuildFromCode | None = None) -> int:
-        return self.tier.load(path, trusted, custom_objects, build)
+             build: BuildFromCode | None = None, weights: str | None = None) -> int:
+        return self.tier.load(path, trusted, custom_objects, build, weights)
 
     def explain(self, method: str, layer: str | None, call_site: tuple[int, ...], class_index: int | None,
                 inputs: dict[str, np.ndarray], baseline: np.ndarray | None = None, steps: int = 64) -> int:

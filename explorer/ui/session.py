@@ -16,7 +16,7 @@ from explorer.inputs.sources import PreparedInput
 from explorer.live.protocol import BuildFromCode
 from explorer.model.files import load_graph
 from explorer.model.graph import LayerGraph, Target
-from explorer.model.model_file import JSON_FORMAT
+from explorer.model.model_file import is_architecture_json
 from explorer.model.traced import Trace, traced_graph
 from explorer.text import BANNER, one_line
 from explorer.ui.layer_values import LayerValues
@@ -83,7 +83,7 @@ class Session(QObject):
 
     def open_weights(self, weights: str | Path) -> None:
         """Attach a save_weights file to the open architecture JSON."""
-        if self.path is None or self.graph is None or not (self.graph.file_format or "").startswith(JSON_FORMAT):
+        if self.path is None or self.graph is None or not is_architecture_json(self.graph):
             self.fail("Open Weights… gives an architecture JSON (model.to_json()) its weights: open the JSON first")
             return
         self.open(self.path, weights)
@@ -206,7 +206,11 @@ class Session(QObject):
 
     @property
     def refusal(self) -> str | None:
-        """Why Keras would load nothing of this file (a blocking problem), else None."""
+        """Why nothing can be computed with this file (a problem Keras would refuse it for, or an architecture
+        JSON without weights), else None."""
+        if self.graph is not None and is_architecture_json(self.graph) and self.graph.weights_file is None:
+            return ("This architecture JSON has no weights beside it: give it its save_weights file (File > Open "
+                    "Weights…); computing without them would show random numbers")
         blocking = [p for p in self.graph.problems if p.blocking] if self.graph is not None else []
         if not blocking:
             return None

@@ -56,6 +56,8 @@ def test_arguments_carry_the_layer_the_options_and_trust():
     assert "--trust" not in untrusted and "--custom-objects" not in untrusted and "--resume" not in untrusted
     assert "--input-shape" not in untrusted and untrusted[-2:] == ["--build", "Net()"]
     assert "--preprocess" not in untrusted  # custom mean/std is no preset of the command: it uses the suggested one
+    json_run = features_arguments("/m/net.json", "dense", 0, FolderRun("imgs", "f.parquet", "none"), weights="/w.h5")
+    assert json_run[-2:] == ["--weights", "/w.h5"]  # an architecture JSON's weights, as the window opened it
 
 
 def test_progress_is_read_from_the_local_bar_and_from_ray_data_logs():

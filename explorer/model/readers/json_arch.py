@@ -43,7 +43,8 @@ def read_json_architecture(path: Path, weights_file: Path | None = None) -> Mode
     if partner is not None:
         weights, findings = _read_weights(partner)
         file_format = f"{JSON_FORMAT} with the weights of {partner.name}"
-    return ModelFile(path, config, metadata, weights, tuple(findings), file_format=file_format)
+    return ModelFile(path, config, metadata, weights, tuple(findings), file_format=file_format,
+                     weights_file=partner)
 
 
 def _read_weights(path: Path) -> tuple[WeightTree, list[Finding]]:

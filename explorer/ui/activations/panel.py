@@ -151,7 +151,7 @@ class ActivationsPanel(QWidget):
         if session.layer is None:
             self.view.show_message("Click a layer to see what it computes on the input image.")
         self._load_request = self.client.load(str(session.path), session.runs_code, session.custom_objects,
-                                              session.build)
+                                              session.build, session.graph.weights_file if session.graph else None)
         self._request()
 
     def restyle(self) -> None:
