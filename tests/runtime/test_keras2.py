@@ -324,3 +324,31 @@ def test_an_h5_export_is_for_files_keras2_wrote(tmp_path, capsys):
     out = tmp_path / "x.h5"
     assert main(["export", str(GENERATIONS / "keras_3.0.5" / "nested.keras"), "--layer", "pre", "-o", str(out)]) == 1
     assert "for files Keras 2 wrote" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_layer_computes_in_inference_unless_its_call_says_otherwise(tmp_path):
+    """Activations run only the layers a target depends on, called as tf-keras' own Functional call does in
+    inference: BatchNormalization uses its moving statistics, and a Dropout called with ``training=True`` in
+    the model (Monte Carlo dropout) keeps dropping."""
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import tf_keras
+        inputs = tf_keras.Input((64,), name="x")
+        norm = tf_keras.layers.BatchNormalization(name="norm")
+        normed = norm(inputs)
+        kept = tf_keras.layers.Dropout(0.5, name="mc_dropout")(normed, training=True)
+        model = tf_keras.Model(inputs, tf_keras.layers.Add(name="out")([normed, kept]))
+        norm.set_weights([np.full(64, 2.0), np.full(64, 0.5), np.full(64, 3.0), np.full(64, 4.0)])
+        model.save(sys.argv[1] + "/mc.h5")
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    live = open_model(tmp_path / "mc.h5")
+    x = np.linspace(-1, 1, 64, dtype=np.float32)
+    (normed,) = extract(live, "norm", (0,), {"x": x})
+    np.testing.assert_allclose(normed, 2.0 * (x - 3.0) / np.sqrt(4.0 + 1e-3) + 0.5, rtol=1e-5)  # moving statistics
+    (dropped,) = extract(live, "mc_dropout", (0,), {"x": x})
+    zeros = int(np.sum(dropped == 0))
+    assert 8 < zeros < 56  # about half dropped
+    np.testing.assert_allclose(dropped[dropped != 0], 2 * normed[dropped != 0], rtol=1e-5)  # the rest scaled by 2
