@@ -43,6 +43,7 @@ def test_open_weights_lets_the_live_tier_compute_an_architecture_json(qtbot, liv
     window.session.select("shared_dense")
     assert "no weights beside it" in panel.view.message.text()
     assert "File > Open Weights…" in panel.view.message.text()
+    assert "shared_dense" in panel.title.text()  # the selected layer, with the reason it cannot be computed
     assert not window.session.live_ready  # nothing was sent to the worker
 
     with qtbot.waitSignal(window.graph_drawn, timeout=DRAW_MS):

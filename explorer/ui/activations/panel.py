@@ -261,9 +261,10 @@ class ActivationsPanel(QWidget):
 
     def _request(self) -> None:
         key = self._key()
+        if key is not None:
+            self.title.setText(f"<b>{escape(key[1])}</b>")  # also when refused: the message below says why
         if key is None or self.session.refused or self.session.refusal:
             return
-        self.title.setText(f"<b>{escape(key[1])}</b>")
         cached = self.cache.get(key)
         if cached is not None:
             self.latest_request = -1
