@@ -19,7 +19,7 @@ import json
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from explorer.resources import demo_model, resources_dir
 from explorer.ui.activations.feature_view import CHANNEL, GRID, MESSAGE, PLOT
 from explorer.ui.activations.qtgraph import pyqtgraph
 from explorer.ui.panels.summary_table import PATH_ROLE
+from tests.support.windows import live_main_window
 
 pg = pyqtgraph()  # as the view imports it
 DEMO = demo_model()
@@ -60,15 +61,6 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def _wait(predicate: Callable[[], bool], seconds: float, what: str) -> None:
-    """Wait with the Qt event loop running (usable from module-scoped fixtures, where qtbot is not)."""
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-        QTest.qWait(20)
 
 
 def _close(actual: np.ndarray, expected: np.ndarray) -> bool:
@@ -206,15 +198,8 @@ def _slow_ref(built: Built, layer: str, preset: str, x: np.ndarray) -> np.ndarra
 @pytest.fixture(scope="module")
 def live_window(qapp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One MainWindow WITH its live tier for the whole module; closing it at the end stops the worker."""
-    from explorer.ui.main_window import MainWindow
-
-    settings = QSettings(str(tmp_path_factory.mktemp("live_settings") / "explorer.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings, start_live=True)
-    window.show()
-    QTest.qWaitForWindowExposed(window)
-    _wait(lambda: window.live.tier.pid is not None, START_S, "the worker process to start")
-    yield window
-    window.close()
+    with live_main_window(tmp_path_factory.mktemp("live_settings"), START_S) as window:
+        yield window
 
 
 def _ensure(qtbot, window: Any, model: Path, preset: str) -> Any:
